@@ -1,0 +1,123 @@
+"""RecBole ``Config`` subclass: plugin model lookup and the plugin's packaged defaults.
+
+Priority, lowest first (RecBole's own rule, extended):
+
+1. RecBole's internal yaml (overall, ``properties/model/<Model>.yaml``, dataset, quick-start by type);
+2. this package's ``properties/overall.yaml`` (the benchmark protocol), then ``properties/general.yaml`` or
+   ``properties/sequential.yaml`` (which files and columns each model type reads), then
+   ``properties/model/<Model>.yaml`` for plugin models;
+3. config files < ``config_dict`` < ``--key=value`` on the command line (RecBole's external priority).
+
+Config files are parsed with a *safe* YAML loader; a broken file raises a
+:class:`~recbole_blairclip.errors.ConfigError` naming the file and line.
+"""
+import importlib.resources
+import os
+import re
+
+import yaml
+from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
+
+from recbole_blairclip import registry
+from recbole_blairclip.errors import ConfigError
+
+_PROPERTIES = importlib.resources.files("recbole_blairclip") / "properties"
+
+# RecBole's float resolver (accepts 1e-3, .5, ...), added to a SafeLoader instead of its FullLoader
+_FLOAT_RE = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class SafeConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader with RecBole's float syntax; never constructs Python objects."""
+
+
+SafeConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
+def load_yaml(path):
+    """Read one yaml file safely; errors name the file and line."""
+    path = os.fspath(path)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.load(f, Loader=SafeConfigLoader)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"broken yaml in {path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def packaged_yaml(relative):
+    """Path of a packaged default yaml, or None when the package has none of that name."""
+    resource = _PROPERTIES.joinpath(*relative.split("/"))
+    return os.fspath(resource) if resource.is_file() else None
+
+
+class Config(RecBoleConfig):
+    """RecBole's Config that knows the plugin's models and packaged defaults (see module doc)."""
+
+    def _build_yaml_loader(self):
+        return SafeConfigLoader
+
+    def _load_config_files(self, file_list):
+        merged = {}
+        for file in file_list or []:
+            merged.update(load_yaml(file))
+        return merged
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise ConfigError("no model given: pass --model=NAME (see `blairclip models`)")
+        if dataset is None and "dataset" not in self.external_config_dict:
+            raise ConfigError("no dataset given: pass --dataset=NAME (a folder under data_path)")
+        return super()._get_model_and_dataset(registry.get_model(model), dataset)
+
+    def _update_internal_config_dict(self, file):
+        config_dict = load_yaml(file)
+        self.internal_config_dict.update(config_dict)
+        return config_dict
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        is_sequential = model_class.type == ModelType.SEQUENTIAL
+        for relative in (
+            "overall.yaml",
+            "sequential.yaml" if is_sequential else "general.yaml",
+            f"model/{model}.yaml",
+        ):
+            path = packaged_yaml(relative)
+            if path is not None:
+                self._update_internal_config_dict(path)
+
+    def _set_default_parameters(self):
+        final = self.final_config_dict
+        # sequential models: CE needs no negatives, BPR needs one, unless the user said otherwise
+        if final["MODEL_TYPE"] == ModelType.SEQUENTIAL and "train_neg_sample_args" not in self.external_config_dict:
+            if final.get("loss_type") == "CE":
+                final["train_neg_sample_args"] = None
+            elif final.get("loss_type") == "BPR" and final.get("train_neg_sample_args") is None:
+                final["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1}
+        output_dir = final.get("output_dir") or "outputs"
+        if "checkpoint_dir" not in self.external_config_dict:
+            final["checkpoint_dir"] = os.path.join(output_dir, "saved")
+        final["log_dir"] = os.path.join(output_dir, "log")
+        final["tensorboard_dir"] = os.path.join(output_dir, "log_tensorboard")
+        super()._set_default_parameters()

@@ -1,0 +1,434 @@
+"""Streaming readers for Amazon Reviews raw files (2023 and 2018 releases), schema detected automatically.
+
+Both ``.jsonl`` and ``.jsonl.gz`` are read (gzip is recognised by its magic bytes, not the suffix).
+
+Review schemas (item id = ``parent_asin`` in 2023, ``asin`` in 2018):
+
+=============  ===========  ==============  ==========  ======================================
+schema         user         item            rating      time
+=============  ===========  ==============  ==========  ======================================
+amazon2023     user_id      parent_asin     rating      timestamp (milliseconds)
+amazon2018     reviewerID   asin            overall     unixReviewTime (seconds)
+=============  ===========  ==============  ==========  ======================================
+
+Meta schemas: 2023 is keyed by ``parent_asin`` (``title, description, features, categories, store,
+images``), 2018 by ``asin`` (``title, description, feature, category, brand, imageURLHighRes / image /
+imageURL``). Text field names are given in 2023 spelling; 2018 aliases are applied automatically.
+
+Line rules (every skipped line is counted per reason with its first line numbers, see
+:class:`LineIssues`):
+
+- blank lines are ignored (counted as ``blank_lines``, not as bad);
+- ``non_utf8``: the line is not valid UTF-8; ``malformed_json``: not parseable JSON;
+  ``not_an_object``: JSON but not an object;
+- ``missing_field``: a required field (user, item, rating, time) is absent or null;
+- ``wrong_type``: ids not strings, rating/time not numbers (a bool or a numeric string is wrong);
+- ``bad_value``: time negative or non-finite, rating non-finite;
+- ``bad_id``: an id that is empty or contains whitespace, a double quote or a control character
+  (it could not be written as a RecBole token).
+
+A file fails at once with :class:`~recbole_blairclip.errors.DatasetError` when it is missing, is a
+corrupt/truncated gzip, is empty (reviews), or is not JSON Lines at all: none of its first
+:data:`DETECT_LINES` non-blank lines is a JSON object, or no object there has the keys of a known schema.
+"""
+import gzip
+import io
+import math
+import os
+import re
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recbole_blairclip.errors import DatasetError
+from recbole_blairclip.data.text import build_item_text, clean_text, to_category_tokens, to_token
+
+try:  # orjson parses 3-5x faster than json; the stdlib is the fallback
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - exercised only without orjson
+    import json
+
+    _loads = json.loads
+
+DETECT_LINES = 100  # non-blank lines inspected to detect the schema / reject a non-JSON-Lines file
+FIRST_LINES = 5  # line numbers kept per bad-line reason
+_MAX_DETECT_LINE = 64 << 20  # a "line" longer than this while detecting means: not JSON Lines
+
+REVIEW_SCHEMAS = {
+    "amazon2023": {"user": "user_id", "item": "parent_asin", "rating": "rating", "time": "timestamp",
+                   "time_scale": 1000.0},
+    "amazon2018": {"user": "reviewerID", "item": "asin", "rating": "overall", "time": "unixReviewTime",
+                   "time_scale": 1.0},
+}
+META_SCHEMAS = {
+    "amazon2023": {"item": "parent_asin", "alias": {}},
+    "amazon2018": {"item": "asin",
+                   "alias": {"features": "feature", "categories": "category", "store": "brand"}},
+}
+_ID_RE = re.compile(r'[^\s"\x00-\x1f\x7f-\x9f]+')
+
+
+class LineIssues:
+    """Counts of skipped lines per reason plus the first :data:`FIRST_LINES` line numbers (1-based)."""
+
+    def __init__(self):
+        self.counts = {}
+        self.first = {}
+
+    def add(self, reason, lineno):
+        n = self.counts.get(reason, 0)
+        self.counts[reason] = n + 1
+        if n < FIRST_LINES:
+            self.first.setdefault(reason, []).append(lineno)
+
+    def total(self):
+        return sum(self.counts.values())
+
+    def as_dict(self):
+        return {r: {"count": self.counts[r], "first_lines": self.first[r]} for r in sorted(self.counts)}
+
+
+def valid_id(value):
+    """True when ``value`` can be a RecBole token: non-empty, no whitespace/quote/control char."""
+    return _ID_RE.fullmatch(value) is not None
+
+
+class _open_jsonl:
+    """Context manager: ``(binary line stream, raw file)``; gzip detected by magic bytes."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def __enter__(self):
+        if not os.path.isfile(self.path):
+            raise DatasetError(f"{self.path}: file not found")
+        self.raw = open(self.path, "rb")
+        magic = self.raw.read(2)
+        self.raw.seek(0)
+        if magic == b"\x1f\x8b":
+            stream = io.BufferedReader(gzip.GzipFile(fileobj=self.raw, mode="rb"), buffer_size=1 << 20)
+        else:
+            stream = self.raw
+        return stream, self.raw
+
+    def __exit__(self, exc_type, exc, tb):
+        self.raw.close()
+        if exc_type is not None and issubclass(exc_type, (gzip.BadGzipFile, EOFError, OSError)) \
+                and not issubclass(exc_type, DatasetError) and not issubclass(exc_type, FileNotFoundError):
+            import zlib  # noqa: F401  (zlib.error is an OSError subclass in practice via gzip)
+            raise DatasetError(f"{self.path}: corrupt or truncated gzip file ({exc}); "
+                               "re-download it or pass the uncompressed .jsonl") from exc
+        return False
+
+
+def _bad_reason(line):
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "non_utf8"
+    return "malformed_json"
+
+
+def _progress(path, desc, enabled):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=desc, leave=False)
+
+
+def detect_schema(path, kind):
+    """Return the schema name (``amazon2023``/``amazon2018``) of a ``kind`` (``reviews``/``meta``) file,
+    or ``None`` for an empty meta file. Raises DatasetError for files that are not JSON Lines."""
+    path = os.fspath(path)
+    seen_keys = set()
+    n_nonblank = 0
+    n_objects = 0
+    first_bad = None
+    with _open_jsonl(path) as (f, _raw):
+        while n_nonblank < DETECT_LINES:
+            line = f.readline(_MAX_DETECT_LINE)
+            if not line:
+                break
+            if len(line) >= _MAX_DETECT_LINE and not line.endswith(b"\n"):
+                raise DatasetError(f"{path}: not a JSON Lines file (line {n_nonblank + 1} is longer "
+                                   f"than {_MAX_DETECT_LINE >> 20} MiB); expected one JSON object per line")
+            if not line.strip():
+                continue
+            n_nonblank += 1
+            try:
+                obj = _loads(line)
+            except ValueError:
+                first_bad = first_bad or line[:60]
+                continue
+            if not isinstance(obj, dict):
+                first_bad = first_bad or line[:60]
+                continue
+            n_objects += 1
+            if kind == "reviews":
+                if "user_id" in obj:
+                    return "amazon2023"
+                if "reviewerID" in obj:
+                    return "amazon2018"
+            else:
+                if "parent_asin" in obj:
+                    return "amazon2023"
+                if "asin" in obj:
+                    return "amazon2018"
+            seen_keys.update(obj)
+    if n_nonblank == 0:
+        if kind == "meta":
+            return None
+        raise DatasetError(f"{path}: the reviews file is empty (no lines); pass a non-empty "
+                           "Amazon reviews .jsonl/.jsonl.gz file")
+    if n_objects == 0:
+        raise DatasetError(f"{path}: not a JSON Lines file: none of its first {n_nonblank} non-blank lines "
+                           f"is a JSON object (starts with {first_bad!r}); expected one JSON object per line")
+    if kind == "reviews":
+        hint = " (this looks like a meta file: pass it as the meta file)" \
+            if "parent_asin" in seen_keys or "asin" in seen_keys else ""
+        raise DatasetError(f"{path}: unknown reviews schema{hint}: expected 'user_id' (Amazon 2023) or "
+                           f"'reviewerID' (Amazon 2018) in the first {n_objects} objects; keys seen: "
+                           f"{sorted(seen_keys)[:20]}")
+    raise DatasetError(f"{path}: unknown meta schema: expected 'parent_asin' (Amazon 2023) or 'asin' "
+                       f"(Amazon 2018) in the first {n_objects} objects; keys seen: {sorted(seen_keys)[:20]}")
+
+
+@dataclass
+class Reviews:
+    """Parsed review rows as parallel arrays (row order = file order) plus the id vocabularies."""
+
+    schema: str
+    user: np.ndarray  # int32 code into user_names
+    item: np.ndarray  # int32 code into item_names
+    rating: np.ndarray  # float64
+    timestamp: np.ndarray  # float64 seconds
+    user_names: list
+    item_names: list
+    item_index: dict  # item name -> code
+    lines: int = 0
+    blank_lines: int = 0
+    issues: LineIssues = field(default_factory=LineIssues)
+
+
+def read_reviews(path, progress=False):
+    """Stream one reviews file into :class:`Reviews` (see the module docstring for the line rules)."""
+    path = os.fspath(path)
+    schema = detect_schema(path, "reviews")
+    spec = REVIEW_SCHEMAS[schema]
+    uk, ik, rk, tk = spec["user"], spec["item"], spec["rating"], spec["time"]
+    users, items = {}, {}
+    user_names, item_names = [], []
+    U, I, R, T = array("i"), array("i"), array("d"), array("d")
+    issues = LineIssues()
+    add_issue = issues.add
+    loads = _loads
+    blank = 0
+    lineno = 0
+    bar = _progress(path, "reading reviews", progress)
+    last_pos = 0
+    with _open_jsonl(path) as (f, raw):
+        for lineno, line in enumerate(f, 1):
+            if not lineno & 0xFFFF and bar is not None:
+                pos = raw.tell()
+                bar.update(pos - last_pos)
+                last_pos = pos
+            try:
+                obj = loads(line)
+            except ValueError:
+                if line.strip():
+                    add_issue(_bad_reason(line), lineno)
+                else:
+                    blank += 1
+                continue
+            if type(obj) is not dict:
+                add_issue("not_an_object", lineno)
+                continue
+            u = obj.get(uk)
+            it = obj.get(ik)
+            r = obj.get(rk)
+            t = obj.get(tk)
+            if u is None or it is None or r is None or t is None:
+                add_issue("missing_field", lineno)
+                continue
+            tt = type(t)
+            tr = type(r)
+            if type(u) is not str or type(it) is not str or (tt is not int and tt is not float) \
+                    or (tr is not int and tr is not float):
+                add_issue("wrong_type", lineno)
+                continue
+            if not (0 <= t < 1e17) or not (-1e300 < r < 1e300):
+                add_issue("bad_value", lineno)
+                continue
+            uc = users.get(u)
+            if uc is None:
+                uc = len(user_names) if valid_id(u) else -1
+                users[u] = uc
+                if uc >= 0:
+                    user_names.append(u)
+            ic = items.get(it)
+            if ic is None:
+                ic = len(item_names) if valid_id(it) else -1
+                items[it] = ic
+                if ic >= 0:
+                    item_names.append(it)
+            if uc < 0 or ic < 0:
+                add_issue("bad_id", lineno)
+                continue
+            U.append(uc)
+            I.append(ic)
+            R.append(r)
+            T.append(t)
+    if bar is not None:
+        bar.close()
+    del users
+    item_index = {k: v for k, v in items.items() if v >= 0}
+    ts = np.frombuffer(T, dtype=np.float64)
+    if spec["time_scale"] != 1.0:
+        ts = ts / spec["time_scale"]
+    return Reviews(schema=schema, user=np.frombuffer(U, dtype=np.int32).copy(),
+                   item=np.frombuffer(I, dtype=np.int32).copy(),
+                   rating=np.frombuffer(R, dtype=np.float64).copy(), timestamp=np.array(ts, dtype=np.float64),
+                   user_names=user_names, item_names=item_names, item_index=item_index,
+                   lines=lineno, blank_lines=blank, issues=issues)
+
+
+@dataclass
+class ItemMeta:
+    """The cleaned values one item contributes to ``<name>.item``."""
+
+    item_text: str
+    title: str
+    categories: str
+    store: str
+    image_url: str
+
+
+@dataclass
+class Meta:
+    """Meta records read for the wanted items, plus line accounting."""
+
+    schema: object  # str or None for an empty file
+    items: dict  # item name -> ItemMeta (first record per item)
+    lines: int = 0
+    blank_lines: int = 0
+    issues: LineIssues = field(default_factory=LineIssues)
+    unknown_items: LineIssues = field(default_factory=LineIssues)  # reason "unknown_item"
+    duplicates: LineIssues = field(default_factory=LineIssues)  # reason "duplicate_item"
+
+
+def _first_url(value):
+    return value if isinstance(value, str) and value.strip() else ""
+
+
+def image_url_2023(images):
+    """First image URL of a 2023 ``images`` field: the ``MAIN`` variant if any, else the first image;
+    its ``large`` URL, else ``hi_res``, else ``thumb``. Accepts a list of dicts or a dict of lists."""
+    if isinstance(images, dict):  # parallel lists (the HF datasets layout)
+        n = max((len(v) for v in images.values() if isinstance(v, list)), default=0)
+        rows = []
+        for j in range(n):
+            rows.append({k: (v[j] if isinstance(v, list) and j < len(v) else None) for k, v in images.items()})
+        images = rows
+    if not isinstance(images, list):
+        return ""
+    records = [im for im in images if isinstance(im, dict)]
+    records.sort(key=lambda im: im.get("variant") != "MAIN")  # stable: MAIN first, else file order
+    for im in records:
+        for key in ("large", "hi_res", "thumb"):
+            url = _first_url(im.get(key))
+            if url:
+                return url
+    return ""
+
+
+def image_url_2018(meta):
+    """First image URL of a 2018 meta record: ``imageURLHighRes``, else ``image``, else ``imageURL``."""
+    for key in ("imageURLHighRes", "image", "imageURL"):
+        value = meta.get(key)
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            for url in value:
+                url = _first_url(url)
+                if url:
+                    return url
+    return ""
+
+
+def item_meta(obj, schema, text_fields):
+    """Build the :class:`ItemMeta` of one meta record."""
+    alias = META_SCHEMAS[schema]["alias"]
+    fields = [alias.get(f, f) for f in text_fields]
+    url = image_url_2023(obj.get("images")) if schema == "amazon2023" else image_url_2018(obj)
+    url = clean_text(url).replace(" ", "%20")
+    return ItemMeta(item_text=build_item_text(obj, fields),
+                    title=build_item_text(obj, ["title"]),
+                    categories=to_category_tokens(obj.get(alias.get("categories", "categories"))),
+                    store=to_token(obj.get(alias.get("store", "store"))),
+                    image_url=url)
+
+
+def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False):
+    """Stream a meta file, keeping the first record of every item in ``wanted`` (a container of item
+    names; ``None`` keeps every item). Records of other items count as ``unknown_item``; repeated
+    records of one item as ``duplicate_item`` (the first wins)."""
+    path = os.fspath(path)
+    schema = detect_schema(path, "meta")
+    result = Meta(schema=schema, items={})
+    if schema is None:
+        with _open_jsonl(path) as (f, _raw):
+            result.blank_lines = result.lines = sum(1 for _ in f)
+        return result
+    key = META_SCHEMAS[schema]["item"]
+    issues = result.issues
+    loads = _loads
+    lineno = 0
+    bar = _progress(path, "reading meta", progress)
+    last_pos = 0
+    with _open_jsonl(path) as (f, raw):
+        for lineno, line in enumerate(f, 1):
+            if not lineno & 0x3FFF and bar is not None:
+                pos = raw.tell()
+                bar.update(pos - last_pos)
+                last_pos = pos
+            try:
+                obj = loads(line)
+            except ValueError:
+                if line.strip():
+                    issues.add(_bad_reason(line), lineno)
+                else:
+                    result.blank_lines += 1
+                continue
+            if type(obj) is not dict:
+                issues.add("not_an_object", lineno)
+                continue
+            it = obj.get(key)
+            if it is None:
+                issues.add("missing_field", lineno)
+                continue
+            if type(it) is not str:
+                issues.add("wrong_type", lineno)
+                continue
+            if not valid_id(it):
+                issues.add("bad_id", lineno)
+                continue
+            if wanted is not None and it not in wanted:
+                result.unknown_items.add("unknown_item", lineno)
+                continue
+            if it in result.items:
+                result.duplicates.add("duplicate_item", lineno)
+                continue
+            result.items[it] = item_meta(obj, schema, text_fields)
+    if bar is not None:
+        bar.close()
+    result.lines = lineno
+    return result
+
+
+def is_finite(x):
+    """True for a finite float/int (helper for callers validating numbers)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

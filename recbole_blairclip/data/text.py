@@ -1,0 +1,80 @@
+"""Text cleaning for atomic files: HTML unescape/strip, whitespace normalisation, item text building.
+
+Every string written into an atomic file passes through :func:`clean_text`, which guarantees what
+RecBole's loader needs: no tab or newline inside a value (tabs separate columns), no double quote
+(RecBole reads with pandas' python csv engine, where a value starting with ``"`` is parsed as a quoted
+field and breaks the file; ``"`` becomes ``''``), and single spaces between tokens (``token_seq``
+values are split on spaces).
+"""
+import html
+import re
+
+_TAG_RE = re.compile(r"<[^<>]{0,2000}>")
+# C0/C1 control characters (and DEL) become spaces; ``str.split()`` then removes them with the other
+# whitespace (tabs, newlines, NBSP, U+2028, ...).
+_CONTROL = {c: " " for c in list(range(0, 32)) + list(range(127, 160))}
+_CONTROL[ord('"')] = "''"
+
+
+def clean_text(value):
+    """Return ``value`` (a str) with HTML tags stripped, entities unescaped, control characters and
+    double quotes replaced and all runs of whitespace collapsed to one space (trimmed)."""
+    if not value:
+        return ""
+    if "<" in value:
+        value = _TAG_RE.sub(" ", value)
+    if "&" in value:
+        value = html.unescape(value)
+        if "<" in value:  # entities that spelled a tag (``&lt;br&gt;``)
+            value = _TAG_RE.sub(" ", value)
+    return " ".join(value.translate(_CONTROL).split())
+
+
+def flatten_text(value):
+    """Flatten a meta field into one string: str as is, lists joined with spaces, dicts as
+    ``key value`` pairs, numbers via ``str``; ``None``/bools/empty give ``""``."""
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return " ".join(s for s in (flatten_text(v) for v in value) if s)
+    if isinstance(value, dict):
+        parts = []
+        for k, v in value.items():
+            s = flatten_text(v)
+            if s:
+                parts.append(f"{k} {s}")
+        return " ".join(parts)
+    return ""
+
+
+def build_item_text(meta, fields):
+    """Item text = the cleaned, space-joined values of ``fields`` (in order) of one meta record."""
+    parts = []
+    for field in fields:
+        s = clean_text(flatten_text(meta.get(field)))
+        if s:
+            parts.append(s)
+    return " ".join(parts)
+
+
+def to_token(value):
+    """A single ``token`` value (store, image url): cleaned text, may contain spaces, never tabs."""
+    return clean_text(flatten_text(value))
+
+
+def to_category_tokens(categories):
+    """``categories`` as a ``token_seq`` value: one token per category, inner spaces -> ``_``."""
+    if isinstance(categories, str):
+        categories = [categories]
+    if not isinstance(categories, (list, tuple)):
+        return ""
+    tokens = []
+    for c in categories:
+        c = clean_text(flatten_text(c))
+        if c:
+            tokens.append(c.replace(" ", "_"))
+    return " ".join(tokens)

@@ -1,0 +1,1 @@
+"""features layer of recbole_blairclip (see DESIGN.md for the layering)."""

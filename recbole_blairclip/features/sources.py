@@ -1,0 +1,189 @@
+"""Where item images come from: a local folder, or downloads from ``image_url`` into a cache.
+
+Both give, per item id, a file path or ``None`` plus the reason (``ImageRef``); :func:`open_image`
+then decodes a path into an RGB ``PIL.Image`` or a reason. Nothing here ever raises for one bad image:
+missing, unreachable, oversized or undecodable images are reported, and become a zero row plus a
+false mask entry in the features.
+
+Local folder: the file whose name without extension equals the item id (``B00ABC.jpg``, ``B00ABC.png``
+...; extensions in ``IMAGE_EXTENSIONS``, case-insensitive). The folder is listed once; paths are never
+built from item ids, so an id cannot point outside the folder.
+
+Downloads (``download_images``): http(s) URLs only (redirects to other schemes are refused), a
+per-request timeout, retries with backoff on network errors, 5xx and 429, a size cap (Content-Length
+and the bytes actually read), concurrent threads. Files go to ``<cache>/<aa>/<sha256(url)>.img``: the
+name comes from a hash, never from the id or URL, and a file is renamed into place only when complete,
+so an interrupted run resumes by skipping what is cached. Pillow's decompression-bomb guard stays on.
+"""
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+USER_AGENT = "recbole-blairclip-features/1 (+image download for research features)"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An item's image file (``path``), or ``path=None`` and why (``reason``)."""
+
+    path: str = None
+    reason: str = None
+
+
+# ---------------------------------------------------------------- local folder
+def index_folder(folder):
+    """Map item id (file name without extension) -> path for every image file directly in ``folder``.
+
+    When an id has several files, the first extension in ``IMAGE_EXTENSIONS`` order wins.
+    """
+    folder = Path(folder)
+    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    best = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            stem, ext = os.path.splitext(entry.name)
+            ext = ext.lower()
+            if ext not in rank or not entry.is_file():
+                continue
+            if stem not in best or rank[ext] < rank[os.path.splitext(best[stem])[1].lower()]:
+                best[stem] = entry.path
+    return best
+
+
+def locate_in_folder(item_ids, folder):
+    """``{item_id: ImageRef}`` for images named by item id in ``folder``."""
+    index = index_folder(folder)
+    return {i: ImageRef(index[i]) if i in index else ImageRef(None, "no image file in folder") for i in item_ids}
+
+
+# ---------------------------------------------------------------- downloads
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s) URLs."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlparse(newurl).scheme.lower() not in ("http", "https"):
+            raise urllib.error.URLError(f"redirect to a non-http(s) URL refused: {newurl[:100]}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
+class _Permanent(Exception):
+    """A failure that retrying cannot fix (4xx, too large, not http)."""
+
+
+def is_http_url(url):
+    """True for an absolute http:// or https:// URL with a host."""
+    try:
+        parts = urllib.parse.urlparse(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def cache_path(cache_dir, url):
+    """The cache file for ``url``: ``<cache>/<first 2 hex>/<sha256 of the URL>.img``."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    return Path(cache_dir) / digest[:2] / f"{digest}.img"
+
+
+def _fetch(url, dest, timeout, max_bytes):
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise _Permanent(f"image larger than the {max_bytes}-byte cap ({length} bytes)")
+            tmp = dest.with_name(f"{dest.name}.part-{os.getpid()}-{id(dest)}")
+            size = 0
+            try:
+                with open(tmp, "wb") as fh:
+                    while True:
+                        block = response.read(1 << 16)
+                        if not block:
+                            break
+                        size += len(block)
+                        if size > max_bytes:
+                            raise _Permanent(f"image larger than the {max_bytes}-byte cap")
+                        fh.write(block)
+                if size == 0:
+                    raise _Permanent("empty response")
+                os.replace(tmp, dest)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 429 or exc.code >= 500:
+            raise
+        raise _Permanent(f"HTTP {exc.code}") from exc
+
+
+def download_one(url, cache_dir, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_IMAGE_BYTES, backoff=0.5):
+    """Download ``url`` into the cache (skipped when cached); returns an :class:`ImageRef`."""
+    if not is_http_url(url):
+        return ImageRef(None, "not an http(s) URL" if url else "no image_url")
+    dest = cache_path(cache_dir, url)
+    if dest.is_file():
+        return ImageRef(str(dest))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    last = None
+    for attempt in range(retries + 1):
+        try:
+            _fetch(url, dest, timeout, max_bytes)
+            return ImageRef(str(dest))
+        except _Permanent as exc:
+            return ImageRef(None, f"download failed: {exc}")
+        except Exception as exc:  # network errors, timeouts, 5xx, 429: retry
+            last = exc
+            if attempt < retries:
+                time.sleep(backoff * (2 ** attempt))
+    reason = f"HTTP {last.code}" if isinstance(last, urllib.error.HTTPError) else f"{type(last).__name__}: {last}"
+    return ImageRef(None, f"download failed after {retries + 1} tries: {reason}"[:300])
+
+
+def download_images(urls, cache_dir, *, workers=8, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_IMAGE_BYTES,
+                    progress=True, backoff=0.5):
+    """Download every item's image; ``urls`` is ``{item_id: url}``. Returns ``{item_id: ImageRef}``.
+
+    Each distinct URL is fetched once, by ``workers`` threads; already cached files are not fetched again.
+    """
+    from tqdm.auto import tqdm
+
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    distinct = sorted({u for u in urls.values() if u})
+    results = {}
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        futures = {u: pool.submit(download_one, u, cache_dir, timeout, retries, max_bytes, backoff) for u in distinct}
+        bar = tqdm(total=len(futures), desc="download images", unit="img", disable=not progress)
+        for url, fut in futures.items():
+            results[url] = fut.result()
+            bar.update(1)
+        bar.close()
+    return {item: results[u] if u else ImageRef(None, "no image_url") for item, u in urls.items()}
+
+
+# ---------------------------------------------------------------- decoding
+def open_image(path, draft_size=None):
+    """Decode an image file into an RGB ``PIL.Image``: returns ``(image, None)`` or ``(None, reason)``.
+
+    Pillow's decompression-bomb check is left as it is (images over twice ``Image.MAX_IMAGE_PIXELS``
+    are refused). ``draft_size`` lets JPEG decoding skip detail finer than that size.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if draft_size is not None:
+                img.draft("RGB", draft_size)
+            return img.convert("RGB"), None
+    except Exception as exc:  # undecodable, truncated, bomb, unreadable: a reason, never a crash
+        return None, f"undecodable image: {type(exc).__name__}: {str(exc)[:150]}"

@@ -1,0 +1,209 @@
+"""Train and test one model: config -> dataset -> model -> train -> evaluate.
+
+Mirrors ``recbole.quick_start.run`` / ``run_recbole`` with three differences: models resolve through the
+plugin registry (plugin names first, then RecBole's), RecBole's ``log/``, ``log_tensorboard/`` and
+``saved/`` go under the config key ``output_dir``, and the best checkpoint is reloaded for the test score
+on torch >= 2.6 (see :func:`recbole_blairclip.compat.load_recbole_checkpoint`).
+"""
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import get_trainer, init_logger, init_seed, set_color
+
+from recbole_blairclip.compat import load_recbole_checkpoint
+from recbole_blairclip.config import Config
+from recbole_blairclip.data.dataset import check_dataset_files, create_dataset
+from recbole_blairclip.registry import get_model
+
+_OWN_HANDLERS = []  # root-logger handlers the last run added (removed before the next run)
+
+
+@contextlib.contextmanager
+def _working_dir(path):
+    """RecBole writes ./log and ./log_tensorboard relative to the current directory: point it at path."""
+    os.makedirs(path, exist_ok=True)
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _init_logging(config):
+    root = logging.getLogger()
+    for handler in _OWN_HANDLERS:
+        root.removeHandler(handler)
+        handler.close()
+    _OWN_HANDLERS.clear()
+    before = set(root.handlers)
+    with _working_dir(config["output_dir"]):
+        init_logger(config)
+    _OWN_HANDLERS.extend(h for h in root.handlers if h not in before)
+    return logging.getLogger()
+
+
+def to_floats(result):
+    """RecBole returns numpy scalars in OrderedDicts; turn them into plain floats (JSON-ready)."""
+    if result is None:
+        return None
+    if isinstance(result, Mapping):
+        return {key: to_floats(value) for key, value in result.items()}
+    return float(result)
+
+
+def make_config(model, dataset, config_file_list=None, config_dict=None):
+    """The plugin Config with ``output_dir`` and ``checkpoint_dir`` made absolute."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    for key in ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir"):
+        config[key] = os.path.abspath(config[key])
+    return config
+
+
+def prepare(config):
+    """Build the dataset and the train / valid / test dataloaders for ``config``."""
+    dataset = create_dataset(config, get_model(config["model"]))
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    return dataset, train_data, valid_data, test_data
+
+
+def build_model(config, train_data):
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    return get_model(config["model"])(config, train_data._dataset).to(config["device"])
+
+
+def build_trainer(config, model):
+    """RecBole's trainer for the model, its tensorboard writer under ``output_dir/log_tensorboard``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with _working_dir(config["output_dir"]):  # RecBole names ./log_tensorboard/<run> relative to cwd
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        log_dir = os.path.abspath(trainer.tensorboard.log_dir)
+    trainer.tensorboard.close()  # it would write relative to wherever the process stands later
+    trainer.tensorboard = SummaryWriter(log_dir)
+    return trainer
+
+
+def load_best(trainer):
+    """Reload the best checkpoint the trainer saved into its model."""
+    checkpoint = load_recbole_checkpoint(trainer.saved_model_file, map_location=trainer.device)
+    trainer.model.load_state_dict(checkpoint["state_dict"])
+    trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
+
+
+def run_single(
+    model=None,
+    dataset=None,
+    config_file_list=None,
+    config_dict=None,
+    saved=True,
+    callback_fn=None,
+    queue=None,
+):
+    """One process: train ``model`` on ``dataset`` and test it. Returns plain floats (see :func:`run`)."""
+    config = make_config(model, dataset, config_file_list, config_dict)
+    check_dataset_files(config)  # fail before any log or checkpoint folder is made
+    init_seed(config["seed"], config["reproducibility"])
+    logger = _init_logging(config)
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset_obj, train_data, valid_data, test_data = prepare(config)
+    logger.info(dataset_obj)
+    model_obj = build_model(config, train_data)
+    logger.info(model_obj)
+    trainer = build_trainer(config, model_obj)
+
+    progress = {"best_epoch": None, "epochs": 0}
+
+    def on_valid(epoch_idx, valid_score):
+        progress["epochs"] = epoch_idx + 1
+        if trainer.cur_step == 0:  # early stopping just recorded a new best
+            progress["best_epoch"] = epoch_idx
+        if callback_fn is not None:
+            callback_fn(epoch_idx, valid_score)
+
+    start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=on_valid
+    )
+    fit_seconds = time.perf_counter() - start
+    if saved and os.path.isfile(trainer.saved_model_file):
+        load_best(trainer)
+        logger.info(set_color("Loaded best model", "blue") + f": {trainer.saved_model_file}")
+    start = time.perf_counter()
+    test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
+    test_seconds = time.perf_counter() - start
+
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    result = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "best_valid_score": float(best_valid_score),
+        "valid_score_bigger": bool(config["valid_metric_bigger"]),
+        "best_valid_result": to_floats(best_valid_result),
+        "test_result": to_floats(test_result),
+        "best_epoch": progress["best_epoch"],
+        "epochs": progress["epochs"],
+        "fit_seconds": fit_seconds,
+        "test_seconds": test_seconds,
+        "n_params": int(sum(p.numel() for p in model_obj.parameters() if p.requires_grad)),
+        "device": str(config["device"]),
+        "checkpoint": trainer.saved_model_file if saved else None,
+        "log_file": next((h.baseFilename for h in _OWN_HANDLERS if hasattr(h, "baseFilename")), None),
+    }
+    if not config["single_spec"]:
+        torch.distributed.destroy_process_group()
+    if config["local_rank"] == 0 and queue is not None:
+        queue.put(result)
+    return result
+
+
+def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue):
+    config_dict = dict(config_dict or {}, local_rank=rank)
+    run_single(model, dataset, config_file_list, config_dict, saved=saved, queue=queue)
+
+
+def run(
+    model=None,
+    dataset=None,
+    config_file_list=None,
+    config_dict=None,
+    saved=True,
+    nproc=1,
+    world_size=-1,
+    ip="localhost",
+    port="5678",
+    group_offset=0,
+    callback_fn=None,
+):
+    """Train and test ``model`` (a plugin or RecBole model name) on ``dataset``.
+
+    Arguments follow ``recbole.quick_start.run``; ``nproc``/``world_size``/``ip``/``port``/``group_offset``
+    start RecBole's distributed training. ``callback_fn(epoch_idx, valid_score)`` is called after every
+    validation (single process only). Returns a dict of plain Python values: ``best_valid_score``,
+    ``best_valid_result``, ``test_result`` (metric -> float), and ``best_epoch``, ``epochs``,
+    ``fit_seconds``, ``test_seconds``, ``n_params``, ``device``, ``checkpoint``, ``log_file``.
+    """
+    if nproc == 1 and world_size <= 0:
+        return run_single(model, dataset, config_file_list, config_dict, saved=saved, callback_fn=callback_fn)
+    import torch.multiprocessing as mp
+
+    world_size = nproc if world_size == -1 else world_size
+    queue = mp.get_context("spawn").SimpleQueue()
+    config_dict = dict(config_dict or {})
+    config_dict.update(world_size=world_size, ip=ip, port=port, nproc=nproc, offset=group_offset)
+    mp.spawn(
+        _run_rank,
+        args=(model, dataset, config_file_list, config_dict, saved, queue),
+        nprocs=nproc,
+        join=True,
+    )
+    return None if queue.empty() else queue.get()

@@ -1,0 +1,1 @@
+"""tune layer of recbole_blairclip (see DESIGN.md for the layering)."""
