@@ -11,6 +11,11 @@ import sys
 # subcommand name -> module under recbole_blairclip.cli (each later pipeline step adds one line)
 SUBCOMMANDS = {
     "models": "models",
+    "convert": "convert",
+    "synth": "synth",
+    "check-split": "check_split",
+    "features": "features",
+    "benchmark": "benchmark",
 }
 
 
