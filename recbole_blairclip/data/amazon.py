@@ -33,9 +33,9 @@ corrupt/truncated gzip, is empty (reviews), or is not JSON Lines at all: none of
 """
 import gzip
 import io
-import math
 import os
 import re
+import zlib
 from array import array
 from dataclasses import dataclass, field
 
@@ -116,9 +116,7 @@ class _open_jsonl:
 
     def __exit__(self, exc_type, exc, tb):
         self.raw.close()
-        if exc_type is not None and issubclass(exc_type, (gzip.BadGzipFile, EOFError, OSError)) \
-                and not issubclass(exc_type, DatasetError) and not issubclass(exc_type, FileNotFoundError):
-            import zlib  # noqa: F401  (zlib.error is an OSError subclass in practice via gzip)
+        if exc_type is not None and issubclass(exc_type, (gzip.BadGzipFile, EOFError, zlib.error)):
             raise DatasetError(f"{self.path}: corrupt or truncated gzip file ({exc}); "
                                "re-download it or pass the uncompressed .jsonl") from exc
         return False
@@ -428,7 +426,3 @@ def read_meta(path, wanted=None, text_fields=("title", "description", "features"
     result.lines = lineno
     return result
 
-
-def is_finite(x):
-    """True for a finite float/int (helper for callers validating numbers)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -1,0 +1,224 @@
+"""Amazon Reviews raw files -> RecBole atomic dataset with a leave-one-out temporal split.
+
+``convert(reviews, meta, name, out)`` reads the reviews (and optionally meta) file with
+:mod:`recbole_blairclip.data.amazon`, splits with :mod:`recbole_blairclip.data.split` and writes
+``<out>/<name>/<name>.{inter,train.inter,train_seq.inter,valid.inter,test.inter,item,stats.json}`` as
+FORMAT.md specifies, through a temporary folder renamed into place when complete. The same inputs and
+arguments give byte-identical files (the stats name the input files by base name only and hold no
+timings).
+
+Item rules: the ``.item`` file lists every item of the kept interactions (string order), plus every
+meta item with ``include_meta_items=True``. Items without a meta record stay with empty text (counted
+as ``items_without_meta``) unless ``keep_items_without_meta=False``, which drops their interactions
+before the user filter. Meta records of items that never occur in the reviews are skipped (counted as
+``unknown_item``).
+"""
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+
+from recbole_blairclip.data import amazon
+from recbole_blairclip.data.atomic import PARTS, check_name, staged_folder, write_table
+from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
+from recbole_blairclip.errors import DatasetError
+
+FORMAT_VERSION = 1
+DEFAULT_TEXT_FIELDS = ("title", "description", "features")
+
+
+def _float_str(values):
+    """Shortest round-trip decimal strings (``repr``) of a float array, cached per distinct value."""
+    cache = {}
+    out = []
+    append = out.append
+    for v in values.tolist():
+        s = cache.get(v)
+        if s is None:
+            s = cache[v] = repr(v)
+        append(s)
+    return out
+
+
+def _part_counts(res, mask, user_names, item_names):
+    users = np.unique(res.user[mask])
+    items = np.unique(res.item[mask])
+    return {"interactions": int(mask.sum()), "users": int(len(users)), "items": int(len(items))}
+
+
+def _copy_images(src, dst, item_ids):
+    """Copy ``<item_id>.<ext>`` files of ``item_ids`` from ``src`` to ``dst``; return how many."""
+    by_item = {}
+    for fname in sorted(os.listdir(src)):
+        stem, ext = os.path.splitext(fname)
+        if ext.lower() in (".png", ".jpg", ".jpeg", ".webp") and stem not in by_item:
+            by_item[stem] = fname
+    os.makedirs(dst)
+    n = 0
+    for it in item_ids:
+        fname = by_item.get(it)
+        if fname is not None:
+            shutil.copyfile(os.path.join(src, fname), os.path.join(dst, fname))
+            n += 1
+    return n
+
+
+def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_user_inter=2,
+            item_core=0, two_way=False, max_item_list_length=50, text_fields=DEFAULT_TEXT_FIELDS,
+            keep_items_without_meta=True, include_meta_items=False, images_dir=None, force=False,
+            progress=False):
+    """Convert one reviews file (+ optional meta file) into ``<out>/<name>/`` and return the stats dict
+    (the content of ``<name>.stats.json`` plus ``seconds`` and ``path``).
+
+    Args:
+        reviews: Amazon reviews ``.jsonl``/``.jsonl.gz`` (2023 or 2018 schema, detected).
+        meta: matching meta file or ``None`` (then every item has empty text).
+        name: dataset name (folder and file prefix).
+        out: parent folder (RecBole's ``data_path``).
+        min_user_inter: users with fewer interactions (after dedupe) are dropped (>= 2).
+        item_core: when > 0, also drop items with fewer interactions, iterated with the user filter.
+        two_way: no validation part (last -> test, rest -> train); ``<name>.valid.inter`` is header-only.
+        max_item_list_length: history length kept in ``item_id_list`` (RecBole's MAX_ITEM_LIST_LENGTH).
+        text_fields: meta fields joined (in order) into ``item_text`` (2023 names; 2018 aliases applied).
+        keep_items_without_meta: False drops interactions with items that have no meta record.
+        include_meta_items: True also lists meta items without kept interactions in ``<name>.item``.
+        images_dir: optional folder of ``<item_id>.<ext>`` pictures (e.g. from ``synth``); the pictures
+            of the listed items are copied into ``<out>/<name>/images/`` (counted in the stats).
+        force: replace an existing ``<out>/<name>``.
+        progress: show tqdm progress bars while reading.
+    """
+    t0 = time.perf_counter()
+    check_name(name)
+    if max_item_list_length < 1:
+        raise DatasetError(f"max_item_list_length must be >= 1, got {max_item_list_length}")
+    if min_user_inter < 2:
+        raise DatasetError(f"min_user_inter must be >= 2, got {min_user_inter}")
+    dest = os.path.join(out, name)
+    if os.path.exists(dest) and not force:
+        raise DatasetError(f"{dest} already exists; pass --force (force=True) to overwrite it")
+    text_fields = list(text_fields)
+    if images_dir is not None and not os.path.isdir(images_dir):
+        raise DatasetError(f"{images_dir}: images folder not found")
+    if meta is not None and not os.path.isfile(meta):
+        raise DatasetError(f"{meta}: meta file not found")
+
+    rv = amazon.read_reviews(reviews, progress=progress)
+    if len(rv.user) == 0:
+        raise DatasetError(f"{reviews}: no valid review line ({rv.lines} lines; bad lines: "
+                           f"{rv.issues.as_dict()}); nothing to convert")
+
+    metas = {}
+    meta_stats = None
+    if meta is not None:
+        m = amazon.read_meta(meta, wanted=None if include_meta_items else rv.item_index,
+                             text_fields=text_fields, progress=progress)
+        metas = m.items
+        unknown = m.unknown_items
+        if include_meta_items:  # "unknown" = meta items never reviewed; they are kept in .item
+            unknown = amazon.LineIssues()
+            for it in metas:
+                if it not in rv.item_index:
+                    unknown.counts["unknown_item"] = unknown.counts.get("unknown_item", 0) + 1
+        meta_stats = {"file": os.path.basename(os.fspath(meta)), "schema": m.schema, "lines": m.lines,
+                      "blank_lines": m.blank_lines, "records": len(metas),
+                      "bad_lines": m.issues.as_dict(),
+                      "unknown_items": unknown.counts.get("unknown_item", 0),
+                      "unknown_items_first_lines": unknown.first.get("unknown_item", []),
+                      "duplicate_items": m.duplicates.counts.get("duplicate_item", 0),
+                      "duplicate_items_first_lines": m.duplicates.first.get("duplicate_item", [])}
+
+    drop = None
+    if not keep_items_without_meta:
+        drop = np.array([it not in metas for it in rv.item_names], dtype=bool)
+    res = split_interactions(rv.user, rv.item, rv.rating, rv.timestamp, rv.user_names, rv.item_names,
+                             min_user_inter=min_user_inter, item_core=item_core, three_way=not two_way,
+                             drop_items=drop)
+    if len(res.user) == 0:
+        raise DatasetError(f"{reviews}: no user has {min_user_inter} or more distinct items after "
+                           "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
+
+    # ---- strings per kept row -------------------------------------------------------------------
+    un, inm = rv.user_names, rv.item_names
+    users_col = [un[u] for u in res.user.tolist()]
+    items_col = [inm[i] for i in res.item.tolist()]
+    base = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in
+            zip(users_col, items_col, _float_str(res.rating), _float_str(res.timestamp))]
+    part = res.part
+    start = res.start.tolist()
+    L = max_item_list_length
+
+    def seq_lines(indices):
+        return [f"{base[j]}\t{' '.join(items_col[max(start[j], j - L):j])}\n" for j in indices]
+
+    train_idx = np.flatnonzero(part == TRAIN)
+    train_seq_idx = train_idx[res.start[train_idx] < train_idx]
+    valid_idx = np.flatnonzero(part == VALID)
+    test_idx = np.flatnonzero(part == TEST)
+
+    kept_items = sorted(set(items_col))
+    if include_meta_items:
+        kept_items = sorted(set(kept_items).union(metas))
+    empty = amazon.ItemMeta("", "", "", "", "")
+    item_lines = []
+    n_no_meta = n_no_text = n_no_image = 0
+    for it in kept_items:
+        mi = metas.get(it)
+        if mi is None:
+            mi = empty
+            n_no_meta += 1
+        n_no_text += not mi.item_text
+        n_no_image += not mi.image_url
+        item_lines.append(f"{it}\t{mi.item_text}\t{mi.title}\t{mi.categories}\t{mi.store}\t{mi.image_url}\n")
+
+    train_mask = part == TRAIN
+    train_items = set(res.item[train_mask].tolist())
+    cold_test = int(sum(1 for i in res.item[test_idx].tolist() if i not in train_items))
+    cold_valid = int(sum(1 for i in res.item[valid_idx].tolist() if i not in train_items))
+    all_mask = np.ones(len(part), dtype=bool)
+    stats = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "params": {"min_user_inter": min_user_inter, "item_core": item_core,
+                   "split": "two_way" if two_way else "three_way",
+                   "max_item_list_length": max_item_list_length, "text_fields": text_fields,
+                   "keep_items_without_meta": keep_items_without_meta,
+                   "include_meta_items": include_meta_items,
+                   "order": "user id, then timestamp, then item id, then file line"},
+        "reviews": {"file": os.path.basename(os.fspath(reviews)), "schema": rv.schema, "lines": rv.lines,
+                    "blank_lines": rv.blank_lines, "read": int(len(rv.user)),
+                    "bad_lines": rv.issues.as_dict(), "bad_lines_total": rv.issues.total()},
+        "meta": meta_stats,
+        "dropped": {k: res.stats[k] for k in ("duplicate_pairs", "items_without_meta",
+                                              "user_below_min_inter", "item_below_core")},
+        "kept": _part_counts(res, all_mask, un, inm),
+        "parts": {
+            "train": _part_counts(res, train_mask, un, inm),
+            "train_seq": {"rows": int(len(train_seq_idx))},
+            "valid": _part_counts(res, part == VALID, un, inm),
+            "test": _part_counts(res, part == TEST, un, inm),
+        },
+        "cold_start": {"test_targets": cold_test, "valid_targets": cold_valid},
+        "items": {"rows": len(kept_items), "without_meta": n_no_meta, "without_text": n_no_text,
+                  "without_image_url": n_no_image},
+        "timestamp_ties": res.stats["timestamp_ties"],
+    }
+
+    with staged_folder(out, name, force=force) as tmp:
+        path = lambda key: os.path.join(tmp, f"{name}.{PARTS[key][0]}")  # noqa: E731
+        write_table(path("inter"), PARTS["inter"][1], (b + "\n" for b in base))
+        write_table(path("train"), PARTS["train"][1], (base[j] + "\n" for j in train_idx.tolist()))
+        write_table(path("train_seq"), PARTS["train_seq"][1], seq_lines(train_seq_idx.tolist()))
+        write_table(path("valid"), PARTS["valid"][1], seq_lines(valid_idx.tolist()))
+        write_table(path("test"), PARTS["test"][1], seq_lines(test_idx.tolist()))
+        write_table(path("item"), PARTS["item"][1], item_lines)
+        if images_dir is not None:
+            stats["items"]["images_copied"] = _copy_images(images_dir, os.path.join(tmp, "images"), kept_items)
+        with open(os.path.join(tmp, f"{name}.stats.json"), "w", encoding="utf-8", newline="\n") as f:
+            json.dump(stats, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+    result = dict(stats)
+    result["path"] = dest
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
