@@ -70,7 +70,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlparse(newurl).scheme.lower() not in ("http", "https"):
-            raise urllib.error.URLError(f"redirect to a non-http(s) URL refused: {newurl[:100]}")
+            raise urllib.error.HTTPError(newurl, code, "redirect to a non-http(s) URL", headers, fp)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -124,6 +124,8 @@ def _fetch(url, dest, timeout, max_bytes):
     except urllib.error.HTTPError as exc:
         if exc.code == 429 or exc.code >= 500:
             raise
+        if 300 <= exc.code < 400:
+            raise _Permanent(f"redirect refused (HTTP {exc.code}, only http(s) targets are followed)") from exc
         raise _Permanent(f"HTTP {exc.code}") from exc
 
 
