@@ -1,0 +1,303 @@
+"""BLaIRCLIP: a sequential recommender over items that are read (text) and seen (image).
+
+References:
+    Yupeng Hou, Jiacheng Li, Zhankui He, An Yan, Xiusi Chen, Julian McAuley. "Bridging Language and Items
+    for Retrieval and Recommendation" (BLaIR), arXiv:2403.03952, 2024: the text tower, CLS pooling with
+    the SimCSE MLP (``pooler_type``).
+    Alec Radford et al. "Learning Transferable Visual Models From Natural Language Supervision" (CLIP),
+    ICML 2021: image features, the symmetric contrastive loss and its learnable temperature.
+    Wang-Cheng Kang, Julian McAuley. "Self-Attentive Sequential Recommendation" (SASRec), ICDM 2018:
+    the causal transformer sequence encoder and the full-catalogue next-item cross-entropy.
+
+Item embedding = fusion(text_projection(pooled text), image_projection(image feature)) [+ item-id
+embedding]; items without an image use the text alone, so every item, even one never seen in
+training, has a content embedding. User = sequence encoder over the history's item embeddings;
+score = dot product with every item. Loss = next-item cross-entropy + ``clip_weight`` x CLIP loss
+between the text and image embeddings of the batch's items, returned as a tuple so RecBole logs both.
+
+Training rows (``train_rows``, built by :class:`~recbole_blairclip.data.multimodal.MultimodalDataset`):
+``user`` gives one row per user and the loss is taken at every position of it (causal: position j only
+sees items 0..j), in length-sorted groups trimmed to their longest sequence; ``prefix`` is RecBole's
+one row per prefix. Evaluation is the same either way.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+
+from recbole_blairclip.data.multimodal import MultimodalDataset
+from recbole_blairclip.errors import ConfigError
+from recbole_blairclip.model.layers import SEQ_ENCODERS, Fusion, MeanSeqEncoder, TextPooler, TransformerSeqEncoder
+from recbole_blairclip.model.loss import MAX_LOGIT_SCALE, clip_contrastive_loss
+
+
+class BLaIRCLIP(SequentialRecommender):
+    """BLaIR text tower + CLIP image features, contrastively aligned, ranking the next item (see module doc)."""
+
+    input_type = InputType.POINTWISE
+    dataset_class = MultimodalDataset
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        if not isinstance(dataset, MultimodalDataset):
+            raise ConfigError("BLaIRCLIP needs its MultimodalDataset (BLaIRCLIP.dataset_class); "
+                              "build the dataset with recbole_blairclip.data.dataset.create_dataset")
+        # ---- configuration (every key read once, here)
+        self.embedding_size = int(config["embedding_size"])
+        self.text_mode = config["text_mode"]
+        self.pooler_type = config["pooler_type"]
+        self.fusion_mode = config["fusion"]
+        self.use_image = bool(config["use_image"])
+        self.use_item_id = bool(config["use_item_id"])
+        self.clip_weight = float(config["clip_weight"])
+        self.clip_max_items = int(config["clip_max_items"])
+        self.seq_encoder_type = config["seq_encoder"]
+        self.train_rows = config["train_rows"]
+        self.length_groups = max(int(config["length_groups"]), 1)
+        self.trim_batches = bool(config["trim_batches"])
+        self.item_chunk_size = int(config["item_chunk_size"])
+        self.initializer_range = float(config["initializer_range"])
+        temperature = float(config["temperature"])
+        self.max_logit_scale = math.log(float(config["max_logit_scale"]))
+        loss_type = config["loss_type"]
+        n_layers, n_heads, inner_size = config["n_layers"], config["n_heads"], config["inner_size"]
+        hidden_dropout, attn_dropout = config["hidden_dropout_prob"], config["attn_dropout_prob"]
+        hidden_act, layer_norm_eps = config["hidden_act"], config["layer_norm_eps"]
+        text_encoder, text_max_length = config["text_encoder"], config["text_max_length"]
+        finetune_layers, text_batch_size = config["finetune_layers"], config["text_batch_size"]
+
+        if loss_type != "CE":
+            raise ConfigError(f"BLaIRCLIP trains with loss_type: CE (full-catalogue softmax), got {loss_type!r}")
+        if self.seq_encoder_type not in SEQ_ENCODERS:
+            raise ConfigError(f"seq_encoder '{self.seq_encoder_type}' is unknown; use one of {', '.join(SEQ_ENCODERS)}")
+        if not 0.0 < temperature <= 1.0:
+            raise ConfigError(f"temperature {temperature} must be in (0, 1]")
+
+        # ---- text tower
+        if self.text_mode == "frozen":
+            text = dataset.text_features
+            self.register_buffer("text_features", text.clone(), persistent=False)
+            text_dim = int(text.shape[1])
+            self.text_pooler = TextPooler(self.pooler_type, text_dim)
+            self.text_tower = None
+        elif self.text_mode == "finetune":
+            from recbole_blairclip.model.text_tower import FinetuneTextTower
+
+            if not text_encoder:
+                raise ConfigError("text_mode: finetune needs text_encoder: <folder, alias or hub id>")
+            self.text_features = None
+            self.text_tower = FinetuneTextTower(text_encoder, dataset.item_texts, pooler_type=self.pooler_type,
+                                                max_length=int(text_max_length),
+                                                trainable_layers=int(finetune_layers),
+                                                batch_size=int(text_batch_size))
+            text_dim = self.text_tower.hidden_size
+        else:
+            raise ConfigError(f"text_mode '{self.text_mode}' is unknown; use frozen or finetune")
+        self.text_projection = nn.Linear(text_dim, self.embedding_size, bias=False)
+
+        # ---- image features (precomputed CLIP), fusion, contrastive temperature
+        if self.use_image:
+            self.register_buffer("image_features", dataset.image_features.clone(), persistent=False)
+            self.register_buffer("image_mask", dataset.image_mask.clone(), persistent=False)
+            self.image_projection = nn.Linear(int(dataset.image_features.shape[1]), self.embedding_size, bias=False)
+            self.fusion = Fusion(self.fusion_mode, self.embedding_size)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        self.item_embedding = (
+            nn.Embedding(self.n_items, self.embedding_size, padding_idx=0) if self.use_item_id else None
+        )
+
+        # ---- sequence encoder
+        if self.seq_encoder_type == "transformer":
+            self.seq_encoder = TransformerSeqEncoder(
+                self.max_seq_length, self.embedding_size, n_layers, n_heads, inner_size, hidden_dropout,
+                attn_dropout, hidden_act, layer_norm_eps,
+            )
+        else:
+            self.seq_encoder = MeanSeqEncoder()
+        self.seq_encoder.apply(self._init_weights)
+        if self.item_embedding is not None:
+            self._init_weights(self.item_embedding)
+        self._item_cache = None  # item matrix of the current evaluation
+
+    def _init_weights(self, module):
+        """SASRec / BERT initialisation for the sequence encoder and the item-id embedding."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    # ------------------------------------------------------------------ evaluation cache
+    def train(self, mode=True):
+        """Entering training or a new evaluation drops the cached item matrix."""
+        self._item_cache = None
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict=True, **kwargs):
+        self._item_cache = None
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    # ------------------------------------------------------------------ item tower
+    def item_parts(self, item_ids):
+        """(fused, text, image) embeddings [len(item_ids), embedding_size]; image is None without images."""
+        if self.text_tower is not None:
+            pooled = self.text_tower(item_ids)
+        else:
+            pooled = self.text_pooler.head(self.text_features[item_ids])
+        text = self.text_projection(pooled)
+        image = None
+        fused = text
+        if self.use_image:
+            image = self.image_projection(self.image_features[item_ids])
+            fused = self.fusion(text, image, self.image_mask[item_ids])
+        if self.item_embedding is not None:
+            fused = fused + self.item_embedding(item_ids)
+        return fused, text, image
+
+    @torch.no_grad()
+    def item_matrix(self):
+        """Every item's embedding [n_items, embedding_size], computed in chunks; cached for one evaluation."""
+        if self._item_cache is None or self.training:
+            ids = torch.arange(self.n_items, device=self._device())
+            chunks = [self.item_parts(chunk)[0] for chunk in ids.split(self.item_chunk_size)]
+            matrix = torch.cat(chunks)
+            if self.training:
+                return matrix
+            self._item_cache = matrix
+        return self._item_cache
+
+    def _device(self):
+        return self.text_projection.weight.device
+
+    # ------------------------------------------------------------------ sequence encoder
+    def sequence_states(self, item_seq, table):
+        """Encoder output at every position [B, L, d]; ``table`` maps the ids in ``item_seq`` to embeddings."""
+        return self.seq_encoder(table[item_seq], item_seq)
+
+    def forward(self, item_seq, item_seq_len, table=None):
+        """User state after the whole history [B, d] (the last real position)."""
+        table = self.item_matrix() if table is None else table
+        if self.trim_batches:
+            item_seq = item_seq[:, : max(int(item_seq_len.max()), 1)]
+        states = self.sequence_states(item_seq, table)
+        return self.gather_indexes(states, (item_seq_len - 1).clamp(min=0))
+
+    def position_states(self, item_seq, item_seq_len, table):
+        """States at every real position, rows in order then positions in order: [sum(item_seq_len), d].
+
+        With ``trim_batches`` the rows are sorted by length and encoded in ``length_groups`` groups, each cut
+        to its longest sequence (same result as padding every row to MAX_ITEM_LIST_LENGTH: the mask is causal
+        and positions are absolute from 0).
+        """
+        lengths = item_seq_len.clamp(min=1)
+        if not self.trim_batches:
+            states = self.sequence_states(item_seq, table)
+        else:
+            width = int(lengths.max())
+            order = torch.argsort(lengths)
+            parts = []
+            for group in order.tensor_split(min(self.length_groups, len(order))):
+                if len(group):
+                    g_width = int(lengths[group].max())
+                    out = self.sequence_states(item_seq[group, :g_width], table)
+                    parts.append(F.pad(out, (0, 0, 0, width - g_width)))
+            states = torch.cat(parts)[torch.argsort(order)]
+        valid = torch.arange(states.shape[1], device=states.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        return states[valid]
+
+    # ------------------------------------------------------------------ training
+    def _training_table(self, item_seq, targets):
+        """Item table for this batch and the batch's ids remapped into it.
+
+        Frozen text: the whole catalogue (full softmax). Fine-tuned text: the batch's own items (in-batch
+        softmax; encoding the whole catalogue through a transformer at every step would not fit), row 0 =
+        padding. Returns a dict: table / text / image [rows, d] (image None without images), has_image [rows],
+        item_seq and targets remapped, batch_rows (table rows of the batch's distinct items).
+        """
+        batch_items = torch.unique(torch.cat([item_seq.flatten(), targets]))
+        batch_items = batch_items[batch_items != 0]
+        if self.text_tower is None:
+            ids = torch.arange(self.n_items, device=item_seq.device)
+            fused, text, image = self.item_parts(ids)
+            has_image = self.image_mask if self.use_image else None
+            return dict(table=fused, text=text, image=image, has_image=has_image, item_seq=item_seq,
+                        targets=targets, batch_rows=batch_items)
+        fused, text, image = self.item_parts(batch_items)
+
+        def pad_row(x):
+            return None if x is None else torch.cat([x[:1] * 0, x])
+
+        has_image = None
+        if self.use_image:
+            has_image = torch.cat([self.image_mask.new_zeros(1), self.image_mask[batch_items]])
+        local_seq = torch.where(item_seq > 0, torch.searchsorted(batch_items, item_seq) + 1, 0)
+        return dict(table=pad_row(fused), text=pad_row(text), image=pad_row(image), has_image=has_image,
+                    item_seq=local_seq, targets=torch.searchsorted(batch_items, targets) + 1,
+                    batch_rows=torch.arange(1, len(batch_items) + 1, device=item_seq.device))
+
+    def next_item_losses(self, item_seq, lengths, targets, table, per_position=None):
+        """Next-item cross-entropy per target (no reduction); ``table`` maps ids to item embeddings.
+
+        ``per_position`` (default: ``train_rows == 'user'``): each row is a user's sequence (``item_seq`` =
+        history, ``targets`` = the item after it) and every position predicts the next item; losses come in
+        row, then position order. Otherwise one loss per row (RecBole's per-prefix rows).
+        """
+        per_position = (self.train_rows == "user") if per_position is None else per_position
+        if self.trim_batches:
+            item_seq = item_seq[:, : max(int(lengths.max()), 1)]
+        if per_position:
+            next_items = torch.zeros_like(item_seq)
+            next_items[:, :-1] = item_seq[:, 1:]
+            rows = torch.arange(len(item_seq), device=item_seq.device)
+            next_items[rows, (lengths - 1).clamp(min=0)] = targets
+            valid = torch.arange(item_seq.shape[1], device=item_seq.device).unsqueeze(0) < lengths.unsqueeze(1)
+            output = self.position_states(item_seq, lengths, table)
+            labels = next_items[valid]
+        else:
+            output = self.gather_indexes(self.sequence_states(item_seq, table), (lengths - 1).clamp(min=0))
+            labels = targets
+        logits = output @ table.t()
+        logits[:, 0] = float("-inf")  # never predict padding
+        return F.cross_entropy(logits, labels, reduction="none")
+
+    def contrastive_term(self, text, image, has_image, batch_rows):
+        """CLIP loss over the batch's distinct items that have an image (at most ``clip_max_items``)."""
+        if not self.use_image or self.clip_weight == 0.0:
+            return torch.zeros((), device=self._device())
+        rows = batch_rows[has_image[batch_rows]]
+        if len(rows) > self.clip_max_items:
+            rows = rows[torch.randperm(len(rows), device=rows.device)[: self.clip_max_items]]
+        if len(rows) < 2:
+            return self.logit_scale * 0.0
+        loss = clip_contrastive_loss(text[rows], image[rows], self.logit_scale, self.max_logit_scale)
+        return self.clip_weight * loss
+
+    def calculate_loss(self, interaction):
+        """(next-item cross-entropy, clip_weight x contrastive loss): RecBole sums them and logs each."""
+        if self.use_image:
+            with torch.no_grad():
+                self.logit_scale.clamp_(0.0, self.max_logit_scale)
+        batch = self._training_table(interaction[self.ITEM_SEQ], interaction[self.POS_ITEM_ID])
+        rec_loss = self.next_item_losses(batch["item_seq"], interaction[self.ITEM_SEQ_LEN], batch["targets"],
+                                         batch["table"]).mean()
+        clip_term = self.contrastive_term(batch["text"], batch["image"], batch["has_image"], batch["batch_rows"])
+        return rec_loss, clip_term
+
+    # ------------------------------------------------------------------ evaluation
+    def predict(self, interaction):
+        table = self.item_matrix()
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], table)
+        return (seq_output * table[interaction[self.ITEM_ID]]).sum(dim=-1)
+
+    def full_sort_predict(self, interaction):
+        table = self.item_matrix()
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], table)
+        return seq_output @ table.t()
+
+
+__all__ = ["BLaIRCLIP"]
