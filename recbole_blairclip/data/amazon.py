@@ -29,7 +29,8 @@ Line rules (every skipped line is counted per reason with its first line numbers
 
 A file fails at once with :class:`~recbole_blairclip.errors.DatasetError` when it is missing, is a
 corrupt/truncated gzip, is empty (reviews), or is not JSON Lines at all: none of its first
-:data:`DETECT_LINES` non-blank lines is a JSON object, or no object there has the keys of a known schema.
+:data:`DETECT_LINES` non-blank lines is a JSON object, it is one JSON document (its first line opens
+an array, or a line holds a lone ``{``), or no object there has the keys of a known schema.
 """
 import gzip
 import io
@@ -157,6 +158,10 @@ def detect_schema(path, kind):
             if not line.strip():
                 continue
             n_nonblank += 1
+            if n_nonblank == 1 and line.lstrip()[:1] == b"[" or line.strip() == b"{":
+                raise DatasetError(f"{path}: not a JSON Lines file: it looks like one JSON document "
+                                   f"(line {n_nonblank} starts with {line.strip()[:20]!r}); expected one JSON "
+                                   "object per line (e.g. `jq -c '.[]' file.json > file.jsonl`)")
             try:
                 obj = _loads(line)
             except ValueError:

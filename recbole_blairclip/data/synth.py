@@ -429,7 +429,7 @@ def _write_gz(path, chunks, level):
 
 
 def synthesize(out, users=30000, items=2000, seed=0, category="Appliances", images=True, image_size=64,
-               activity_exponent=3.5, complement_prob=0.6, colour_text_frac=0.3, popularity_sigma=1.3,
+               activity_exponent=3.5, complement_prob=0.6, colour_text_frac=0.3, popularity_sigma=2.0,
                missing_meta_frac=0.01, missing_image_frac=0.05, max_user_reviews=300, compresslevel=6,
                force=False, progress=False):
     """Write the synthetic raw files into ``out`` (see the module docstring) and return a summary dict."""
