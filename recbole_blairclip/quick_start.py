@@ -1,9 +1,11 @@
 """Train and test one model: config -> dataset -> model -> train -> evaluate.
 
-Mirrors ``recbole.quick_start.run`` / ``run_recbole`` with three differences: models resolve through the
+Mirrors ``recbole.quick_start.run`` / ``run_recbole`` with four differences: models resolve through the
 plugin registry (plugin names first, then RecBole's), RecBole's ``log/``, ``log_tensorboard/`` and
-``saved/`` go under the config key ``output_dir``, and the best checkpoint is reloaded for the test score
-on torch >= 2.6 (see :func:`recbole_blairclip.compat.load_recbole_checkpoint`).
+``saved/`` go under the config key ``output_dir``, the best checkpoint is reloaded for the test score
+on torch >= 2.6 (see :func:`recbole_blairclip.compat.load_recbole_checkpoint`), and validation and test
+use the shared evaluation protocol for every model (:mod:`recbole_blairclip.evaluation`: same candidates,
+``auc``, cold-start and warm views).
 """
 import contextlib
 import logging
@@ -19,6 +21,8 @@ from recbole.utils import get_trainer, init_logger, init_seed, set_color
 from recbole_blairclip.compat import load_recbole_checkpoint
 from recbole_blairclip.config import Config
 from recbole_blairclip.data.dataset import check_dataset_files, create_dataset
+from recbole_blairclip.evaluation.protocol import attach_protocol
+from recbole_blairclip.evaluation.trainer import protocol_trainer_class
 from recbole_blairclip.registry import get_model
 
 _OWN_HANDLERS = []  # root-logger handlers the last run added (removed before the next run)
@@ -67,9 +71,11 @@ def make_config(model, dataset, config_file_list=None, config_dict=None):
 
 
 def prepare(config):
-    """Build the dataset and the train / valid / test dataloaders for ``config``."""
+    """Build the dataset and the train / valid / test dataloaders for ``config``, with the shared
+    evaluation protocol (earlier items, training items) attached to the valid and test loaders."""
     dataset = create_dataset(config, get_model(config["model"]))
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    attach_protocol(config, train_data, valid_data, test_data)
     return dataset, train_data, valid_data, test_data
 
 
@@ -79,11 +85,14 @@ def build_model(config, train_data):
 
 
 def build_trainer(config, model):
-    """RecBole's trainer for the model, its tensorboard writer under ``output_dir/log_tensorboard``."""
+    """RecBole's trainer for the model with the shared evaluation protocol mixed in
+    (:func:`recbole_blairclip.evaluation.trainer.protocol_trainer_class`), its tensorboard writer under
+    ``output_dir/log_tensorboard``."""
     from torch.utils.tensorboard import SummaryWriter
 
+    trainer_class = protocol_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
     with _working_dir(config["output_dir"]):  # RecBole names ./log_tensorboard/<run> relative to cwd
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        trainer = trainer_class(config, model)
         log_dir = os.path.abspath(trainer.tensorboard.log_dir)
     trainer.tensorboard.close()  # it would write relative to wherever the process stands later
     trainer.tensorboard = SummaryWriter(log_dir)
@@ -140,9 +149,13 @@ def run_single(
     start = time.perf_counter()
     test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
     test_seconds = time.perf_counter() - start
+    views = trainer.last_views or {}
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    if views:
+        logger.info(set_color("test cold-start", "yellow") + f" ({views['n_coldstart']} users): {views['coldstart']}")
+        logger.info(set_color("test warm", "yellow") + f" ({views['n_warm']} users): {views['warm']}")
     result = {
         "model": config["model"],
         "dataset": config["dataset"],
@@ -150,6 +163,11 @@ def run_single(
         "valid_score_bigger": bool(config["valid_metric_bigger"]),
         "best_valid_result": to_floats(best_valid_result),
         "test_result": to_floats(test_result),
+        "test_result_coldstart": to_floats(views.get("coldstart")),
+        "test_result_warm": to_floats(views.get("warm")),
+        "n_test_users": views.get("n_users"),
+        "n_test_coldstart": views.get("n_coldstart"),
+        "n_test_warm": views.get("n_warm"),
         "best_epoch": progress["best_epoch"],
         "epochs": progress["epochs"],
         "fit_seconds": fit_seconds,
@@ -189,8 +207,11 @@ def run(
     Arguments follow ``recbole.quick_start.run``; ``nproc``/``world_size``/``ip``/``port``/``group_offset``
     start RecBole's distributed training. ``callback_fn(epoch_idx, valid_score)`` is called after every
     validation (single process only). Returns a dict of plain Python values: ``best_valid_score``,
-    ``best_valid_result``, ``test_result`` (metric -> float), and ``best_epoch``, ``epochs``,
-    ``fit_seconds``, ``test_seconds``, ``n_params``, ``device``, ``checkpoint``, ``log_file``.
+    ``best_valid_result``, ``test_result`` (metric -> float; the full-ranking per-user AUC is ``auc``),
+    ``test_result_coldstart`` / ``test_result_warm`` (the same metrics on the test users whose target never
+    occurs in training / on the others; None for an empty group or a distributed run), ``n_test_users``,
+    ``n_test_coldstart``, ``n_test_warm``, and ``best_epoch``, ``epochs``, ``fit_seconds``,
+    ``test_seconds``, ``n_params``, ``device``, ``checkpoint``, ``log_file``.
     """
     if nproc == 1 and world_size <= 0:
         return run_single(model, dataset, config_file_list, config_dict, saved=saved, callback_fn=callback_fn)

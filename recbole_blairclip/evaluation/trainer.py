@@ -1,0 +1,104 @@
+"""A trainer mixin that makes any RecBole trainer evaluate with the shared protocol.
+
+:func:`protocol_trainer_class` wraps the trainer class RecBole picks for a model (Trainer,
+TraditionalTrainer, a model's own trainer) so that validation during ``fit`` and the final test both
+
+* rank the protocol's candidates (``mask_history``; see :mod:`recbole_blairclip.evaluation.protocol`),
+  replacing RecBole's general-model history mask, for general and sequential models alike;
+* hand models with ``uses_eval_history = True`` (TFIDF) every earlier item as ``item_id_list``;
+* build the top-k ranks deterministically (pessimistic ties) and report ``gauc`` as ``auc``;
+* leave the cold-start / warm views of the last evaluation in ``trainer.last_views``;
+* reload a best checkpoint through :func:`recbole_blairclip.compat.load_recbole_checkpoint` (torch >= 2.6).
+
+``trainer.score_dump = []`` collects ``(users, scores, positive_u, positive_i)`` per batch on the CPU (for
+:mod:`recbole_blairclip.evaluation.crosscheck`); leave it ``None`` otherwise.
+"""
+import logging
+
+import numpy as np
+import torch
+from recbole.data.interaction import Interaction
+
+from recbole_blairclip.compat import load_recbole_checkpoint
+from recbole_blairclip.evaluation.coldstart import coldstart_views
+from recbole_blairclip.evaluation.protocol import AUC_KEY, PHASE_ATTR, ProtocolCollector, report_names
+
+
+class ProtocolTrainerMixin:
+    """Mixed in before a RecBole trainer class (see the module docstring)."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        mask = config["mask_history"]
+        self.mask_history = True if mask is None else bool(mask)
+        self.eval_collector = ProtocolCollector(config)
+        if self.valid_metric == "gauc":
+            self.valid_metric = AUC_KEY
+        self.score_dump = None
+        self.last_views = None
+        self._phase = None
+        self._cold_rows = []
+        self._warned = False
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, history_index, positive_u, positive_i = batched_data
+        phase = self._phase
+        if phase is None:  # a loader not made by quick_start.prepare: RecBole's own behaviour
+            return super()._full_sort_batch_eval(batched_data)
+        users = interaction[self.config["USER_ID_FIELD"]]
+        if getattr(self.model, "uses_eval_history", False) and phase.list_field not in interaction.columns:
+            interaction.update(Interaction(phase.history(users)))
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(
+            (interaction, None, positive_u, positive_i)
+        )
+        if self.mask_history:
+            rows, items = phase.excluded_pairs(users, positive_u, positive_i)
+            scores[rows.to(scores.device), items.to(scores.device)] = -np.inf
+        self._cold_rows.append(phase.coldstart_rows(scores.shape[0], positive_u, positive_i))
+        if self.score_dump is not None:
+            self.score_dump.append((users.cpu(), scores.detach().cpu().clone(), positive_u.cpu(), positive_i.cpu()))
+        return interaction, scores, positive_u, positive_i
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if not eval_data:
+            return None
+        if load_best_model:
+            checkpoint_file = model_file or self.saved_model_file
+            checkpoint = load_recbole_checkpoint(checkpoint_file, map_location=self.device)
+            self.model.load_state_dict(checkpoint["state_dict"])
+            self.model.load_other_parameter(checkpoint.get("other_parameter"))
+            self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        self._phase = getattr(eval_data, PHASE_ATTR, None)
+        if self._phase is None and not self._warned:
+            self._warned = True
+            logging.getLogger().warning(
+                "evaluation loader has no shared protocol attached (build loaders with "
+                "recbole_blairclip.quick_start.prepare): using RecBole's own candidates"
+            )
+        self._cold_rows = []
+        self.last_views = None
+        self.eval_collector.last_struct = None
+        try:
+            result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        finally:
+            phase, self._phase = self._phase, None
+        struct = self.eval_collector.last_struct
+        if phase is not None and self._cold_rows and struct is not None and self.config["single_spec"]:
+            self.last_views = coldstart_views(self.evaluator, struct, torch.cat(self._cold_rows))
+        return report_names(result)
+
+
+_CLASSES = {}
+
+
+def protocol_trainer_class(base):
+    """``base`` (a RecBole trainer class) with :class:`ProtocolTrainerMixin` mixed in (cached)."""
+    if issubclass(base, ProtocolTrainerMixin):
+        return base
+    if base not in _CLASSES:
+        _CLASSES[base] = type(f"Protocol{base.__name__}", (ProtocolTrainerMixin, base), {"__doc__": base.__doc__})
+    return _CLASSES[base]
+
+
+__all__ = ["ProtocolTrainerMixin", "protocol_trainer_class"]

@@ -1,0 +1,270 @@
+"""TFIDF: a lexical content baseline. Item text -> TF-IDF (scikit-learn), user profile from the history,
+cosine score against every item.
+
+A non-trainable RecBole model in the Pop / ItemKNN pattern: ``type = ModelType.TRADITIONAL`` (one pass
+through RecBole's TraditionalTrainer), a dummy parameter for the optimizer, a zero loss that has a
+gradient, and all state in buffers (saved with the checkpoint, moved with ``.to(device)``).
+
+Sparse throughout. The item matrix X (items x vocabulary, rows as fitted by scikit-learn) is kept as the
+three 1-D arrays of a CSR matrix and rebuilt as a torch sparse CSR tensor on the model's device (CUDA
+when present) for scoring. A batch of users is scored as
+
+    P = W @ X            (users x items sparse history weights) @ (items x vocab sparse) -> users x vocab
+    S = (X @ P^T)^T      sparse x dense -> users x items, divided by |P_u| |X_j|   (cosine)
+
+so the only dense blocks are users x vocabulary (in chunks bounded by ``_DENSE_BUDGET`` floats) and the
+users x items score matrix every full-sort model returns; an items x vocabulary dense matrix never exists.
+
+The history of a user is the ``item_id_list`` / ``item_length`` of the evaluation row when present (the
+shared evaluation protocol hands every earlier interaction to models with ``uses_eval_history``: train
+items, plus the validation item at test time, as sequential models see them); otherwise the user's
+training interactions stored at construction time, in time order.
+
+Items with empty text have a zero vector and score 0 (never NaN); so does every item for a user whose
+history has no text.
+"""
+import os
+import warnings
+
+import numpy as np
+import torch
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.utils import FeatureSource, FeatureType, InputType, ModelType
+
+from recbole_blairclip.errors import ConfigError, DatasetError
+
+PROFILES = ("mean", "recency", "last")
+_DENSE_BUDGET = 1 << 24  # floats in one users x vocabulary block (64 MiB in float32)
+
+
+def _item_file_columns(dataset):
+    """Column names in the dataset's ``.item`` file header (empty when there is no such file)."""
+    path = os.path.join(dataset.dataset_path, f"{dataset.dataset_name}.item")
+    if not os.path.isfile(path):
+        return path, []
+    with open(path, "r", encoding="utf-8") as f:
+        header = f.readline().rstrip("\r\n")
+    return path, [col.split(":")[0] for col in header.split("\t") if col]
+
+
+def item_documents(dataset, fields):
+    """One string per item id (row 0 = padding = ""): the tokens of ``fields`` joined by spaces.
+
+    RecBole stores ``token_seq`` fields as padded id matrices; ``dataset.field2id_token`` maps the ids
+    back to the original tokens. Raises DatasetError naming the missing field and the fields that exist.
+    """
+    item_fields = [] if dataset.item_feat is None else list(dataset.item_feat.columns)
+    columns = []
+    for field in fields:
+        loaded = (
+            dataset.item_feat is not None
+            and field in dataset.item_feat.columns
+            and dataset.field2source.get(field) == FeatureSource.ITEM
+        )
+        if not loaded:
+            path, in_file = _item_file_columns(dataset)
+            where = f"columns in {path}: {in_file}" if in_file else f"no item file {path}"
+            hint = (
+                f"add {field!r} to load_col: item"
+                if field in in_file
+                else "convert the dataset with item text, or set text_fields to a field that exists"
+            )
+            raise DatasetError(
+                f"TFIDF needs the item text field {field!r} (config text_fields={list(fields)}), but dataset "
+                f"{dataset.dataset_name!r} has no such item field. Item fields loaded: {item_fields}; "
+                f"{where}. Fix: {hint}."
+            )
+        ftype = dataset.field2type[field]
+        if ftype not in (FeatureType.TOKEN, FeatureType.TOKEN_SEQ):
+            raise DatasetError(
+                f"TFIDF text field {field!r} has type {ftype.value}; it needs a token or token_seq field "
+                f"(item fields: {item_fields})"
+            )
+        ids = dataset.item_feat[field].cpu().numpy()
+        tokens = np.asarray(dataset.field2id_token[field], dtype=object)
+        if ftype == FeatureType.TOKEN:
+            columns.append(["" if i == 0 else str(tokens[i]) for i in ids])
+        else:
+            columns.append([" ".join(tokens[row[row > 0]]) for row in ids])
+    docs = [" ".join(part for part in parts if part) for parts in zip(*columns)]
+    docs[0] = ""  # padding item
+    return docs
+
+
+def build_vectorizer(config):
+    """scikit-learn TfidfVectorizer from the ``tfidf_*`` config keys (ConfigError on bad values)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    ngram = config["tfidf_ngram_range"] or [1, 1]
+    if len(ngram) != 2 or not all(isinstance(n, int) and n >= 1 for n in ngram) or ngram[0] > ngram[1]:
+        raise ConfigError(f"tfidf_ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n, got {ngram}")
+    norm = config["tfidf_norm"]
+    if norm in ("none", "None", "null"):
+        norm = None
+    if norm not in (None, "l1", "l2"):
+        raise ConfigError(f"tfidf_norm must be l2, l1 or null, got {norm!r}")
+    return TfidfVectorizer(
+        lowercase=bool(config["tfidf_lowercase"]),
+        token_pattern=config["tfidf_token_pattern"],
+        ngram_range=tuple(ngram),
+        min_df=config["tfidf_min_df"],
+        max_df=config["tfidf_max_df"],
+        max_features=config["tfidf_max_features"],
+        stop_words=config["tfidf_stop_words"],
+        sublinear_tf=bool(config["tfidf_sublinear_tf"]),
+        smooth_idf=bool(config["tfidf_smooth_idf"]),
+        norm=norm,
+        dtype=np.float32,
+    )
+
+
+class TFIDF(GeneralRecommender):
+    """TF-IDF item vectors, a history profile (mean, recency-weighted or last item), cosine scores."""
+
+    input_type = InputType.POINTWISE
+    type = ModelType.TRADITIONAL
+    uses_eval_history = True  # the evaluation protocol passes every earlier item as item_id_list
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.text_fields = list(config["text_fields"] or [])
+        if not self.text_fields:
+            raise ConfigError("TFIDF needs at least one item text field in text_fields (e.g. [item_text])")
+        self.user_profile = config["user_profile"]
+        if self.user_profile not in PROFILES:
+            raise ConfigError(f"user_profile must be one of {list(PROFILES)}, got {self.user_profile!r}")
+        self.recency_decay = float(config["recency_decay"])
+        if not 0.0 < self.recency_decay <= 1.0:
+            raise ConfigError(f"recency_decay must be in (0, 1], got {self.recency_decay}")
+        self.ITEM_SEQ = self.ITEM_ID + config["LIST_SUFFIX"]
+        self.ITEM_SEQ_LEN = config["ITEM_LIST_LENGTH_FIELD"]
+        self.TIME = config["TIME_FIELD"]
+        self.fake_loss = torch.nn.Parameter(torch.zeros(1))
+
+        matrix = self._fit_items(config, dataset)
+        n_terms = matrix.shape[1]
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()).astype(np.float32)
+        self.register_buffer("item_crow", torch.from_numpy(matrix.indptr.astype(np.int64)))
+        self.register_buffer("item_col", torch.from_numpy(matrix.indices.astype(np.int64)))
+        self.register_buffer("item_val", torch.from_numpy(matrix.data.astype(np.float32)))
+        self.register_buffer("item_norm", torch.from_numpy(norms))
+        self.register_buffer("n_terms", torch.tensor(n_terms, dtype=torch.int64))
+        ptr, items = self._training_histories(dataset)
+        self.register_buffer("user_ptr", ptr)
+        self.register_buffer("user_items", items)
+
+    # ----------------------------------------------------------------------------------------- build
+    def _fit_items(self, config, dataset):
+        """The items x vocabulary TF-IDF matrix (scipy CSR, float32); row 0 (padding) and empty texts = 0."""
+        import scipy.sparse as sp
+
+        docs = item_documents(dataset, self.text_fields)
+        vectorizer = build_vectorizer(config)
+        real = docs[1:]
+        if not any(d.strip() for d in real):
+            self.vocabulary_size = 0
+            return sp.csr_matrix((len(docs), 0), dtype=np.float32)
+        try:
+            fitted = vectorizer.fit_transform(real)
+        except ValueError as exc:  # empty vocabulary after min_df / max_df / stop words, min_df > max_df
+            raise ConfigError(f"TFIDF could not build a vocabulary from {self.text_fields}: {exc}") from None
+        matrix = sp.vstack([sp.csr_matrix((1, fitted.shape[1]), dtype=np.float32), fitted]).tocsr()
+        matrix.sort_indices()
+        self.vocabulary_size = fitted.shape[1]
+        return matrix.astype(np.float32)
+
+    def _training_histories(self, dataset):
+        """Every user's training items in time order, as a CSR pair (pointer, items)."""
+        inter = dataset.inter_feat
+        users = inter[self.USER_ID].cpu().numpy()
+        items = inter[self.ITEM_ID].cpu().numpy()
+        times = inter[self.TIME].cpu().numpy() if self.TIME in inter.columns else np.zeros(len(users))
+        order = np.lexsort((np.arange(len(users)), times, users))
+        counts = np.bincount(users, minlength=self.n_users)
+        ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return torch.from_numpy(ptr), torch.from_numpy(items[order].astype(np.int64))
+
+    # --------------------------------------------------------------------------------------- helpers
+    def item_matrix(self):
+        """The TF-IDF item matrix as a torch sparse CSR tensor on the model's device (a view of buffers)."""
+        with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                self.item_crow, self.item_col, self.item_val, size=(self.n_items, int(self.n_terms)),
+                check_invariants=False,
+            )
+
+    def _stored_history(self, users):
+        """Padded training histories (oldest first, 0 = padding) and their lengths for ``users``."""
+        starts, ends = self.user_ptr[users], self.user_ptr[users + 1]
+        lengths = ends - starts
+        width = max(int(lengths.max()) if len(users) else 0, 1)
+        offsets = torch.arange(width, device=users.device)
+        valid = offsets[None, :] < lengths[:, None]
+        index = (starts[:, None] + offsets[None, :]).clamp_max(max(len(self.user_items) - 1, 0))
+        hist = self.user_items[index] if len(self.user_items) else torch.zeros_like(index)
+        return torch.where(valid, hist, torch.zeros_like(hist)), lengths
+
+    def history(self, interaction):
+        """(item_id_list, item_length) of the interaction, else the stored training history."""
+        if self.ITEM_SEQ in interaction.columns:
+            hist = interaction[self.ITEM_SEQ]
+            lengths = interaction[self.ITEM_SEQ_LEN] if self.ITEM_SEQ_LEN in interaction.columns else (hist > 0).sum(1)
+            return hist, lengths
+        return self._stored_history(interaction[self.USER_ID])
+
+    def history_weights(self, hist, lengths):
+        """Weight of each history position (rows oldest first): mean 1, recency decay**age, last item only."""
+        width = hist.shape[1]
+        positions = torch.arange(width, device=hist.device)[None, :]
+        age = lengths[:, None] - 1 - positions  # 0 = most recent
+        present = (age >= 0) & (hist > 0)
+        if self.user_profile == "mean":
+            weights = present.float()
+        elif self.user_profile == "recency":
+            weights = torch.where(present, self.recency_decay ** age.clamp_min(0).float(), 0.0)
+        else:
+            weights = (present & (age == 0)).float()
+        return weights
+
+    def score_histories(self, hist, weights):
+        """Cosine scores (users x items) of the weighted history profiles against every item."""
+        n_users = hist.shape[0]
+        n_terms = int(self.n_terms)
+        device = self.item_val.device
+        hist, weights = hist.to(device), weights.to(device)
+        if n_terms == 0 or n_users == 0:
+            return torch.zeros(n_users, self.n_items, device=device)
+        X = self.item_matrix()
+        chunk = max(1, _DENSE_BUDGET // n_terms)
+        out = []
+        for start in range(0, n_users, chunk):
+            h, w = hist[start : start + chunk], weights[start : start + chunk]
+            rows = torch.arange(h.shape[0], device=device)[:, None].expand_as(h)
+            keep = w > 0
+            W = torch.sparse_coo_tensor(
+                torch.stack([rows[keep], h[keep]]), w[keep], (h.shape[0], self.n_items), check_invariants=False
+            ).coalesce()
+            profile = torch.sparse.mm(W.to_sparse_csr(), X).to_dense()  # users x vocab (dense block)
+            dots = torch.sparse.mm(X, profile.t().contiguous()).t()  # users x items
+            denom = profile.norm(dim=1)[:, None] * self.item_norm[None, :]
+            out.append(torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), device=device)))
+        return torch.cat(out, dim=0)
+
+    # ------------------------------------------------------------------------------- RecBole model API
+    def forward(self):
+        pass
+
+    def calculate_loss(self, interaction):
+        """Nothing to learn: a zero loss that still has a gradient (RecBole's trainer calls backward)."""
+        return self.fake_loss * 0.0
+
+    def full_sort_predict(self, interaction):
+        hist, lengths = self.history(interaction)
+        weights = self.history_weights(hist, lengths)
+        return self.score_histories(hist, weights).view(-1)
+
+    def predict(self, interaction):
+        items = interaction[self.ITEM_ID]
+        scores = self.full_sort_predict(interaction).view(len(items), -1)
+        return scores.gather(1, items.to(scores.device)[:, None]).squeeze(1)
