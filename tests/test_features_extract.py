@@ -116,11 +116,11 @@ def test_resume_after_interruption_gives_the_same_files(tmp_path):
     class Crash(PixelsImageEncoder):
         calls = 0
 
-        def encode(self, images):
+        def encode_prepared(self, batch):
             Crash.calls += 1
             if Crash.calls == 4:
                 raise RuntimeError("lost the machine")
-            return super().encode(images)
+            return super().encode_prepared(batch)
 
     resumed = HashText()
     with pytest.raises(RuntimeError):

@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -132,13 +131,14 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
         batch_size / image_batch_size: per forward pass. device: None = CUDA when available. fp16: on CUDA.
         chunk_size: items per saved chunk (the unit of resumption).
         download_workers, download_timeout (s), download_retries, max_image_bytes: download limits.
-        load_workers: threads decoding image files.
+        load_workers: threads decoding image files and running the image encoder's CPU step, a batch each,
+            ahead of the model.
         progress: show tqdm bars.
 
     Returns:
         the written features, re-read and verified by :func:`~recbole_blairclip.features.store.load_features`.
     """
-    from recbole_blairclip.features.image import build_image_encoder
+    from recbole_blairclip.features.image import build_image_encoder, prefetch_map
     from recbole_blairclip.features.text import TextEncoder
 
     started = time.time()
@@ -182,22 +182,38 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
         used_dirs.append(work)
         raw_dim = getattr(enc, "raw_dim", enc.dim)
         draft = getattr(enc, "draft_size", None)
+        prepare = getattr(enc, "prepare", None) or (lambda imgs: imgs)
+        encode_prepared = getattr(enc, "encode_prepared", None) or enc.encode
+        step = max(1, int(getattr(enc, "batch_size", image_batch_size) or image_batch_size))
+
+        def load(span):
+            """Decode one batch of files and run the encoder's CPU step (in a loader thread)."""
+            paths, reasons = span
+            present, images = [], []
+            for k, path in enumerate(paths):
+                if path is None:
+                    continue
+                img, why = sources.open_image(path, draft)
+                if img is None:
+                    reasons[k] = why
+                else:
+                    present.append(k)
+                    images.append(img)
+            return present, (prepare(images) if images else None), reasons
 
         def compute(a, b):
             ids = items.item_ids[a:b]
-            paths = [refs[i].path for i in ids]
-            reasons = [refs[i].reason or "" for i in ids]
-            with ThreadPoolExecutor(max_workers=max(1, int(load_workers))) as pool:
-                opened = list(pool.map(lambda p: sources.open_image(p, draft) if p else (None, None), paths))
+            spans = [([refs[i].path for i in ids[s:s + step]], [refs[i].reason or "" for i in ids[s:s + step]])
+                     for s in range(0, len(ids), step)]
             x = np.zeros((b - a, raw_dim), dtype=np.float32)
             ok = np.zeros(b - a, dtype=bool)
-            present = [k for k, (img, _) in enumerate(opened) if img is not None]
-            for k, (img, why) in enumerate(opened):
-                if img is None and why:
-                    reasons[k] = why
-            if present:
-                x[present] = enc.encode([opened[k][0] for k in present])
-                ok[present] = True
+            reasons = []
+            for s, (present, prepared, why) in zip(range(0, len(ids), step), prefetch_map(load, spans, load_workers)):
+                if present:
+                    rows = [s + k for k in present]
+                    x[rows] = encode_prepared(prepared)
+                    ok[rows] = True
+                reasons.extend(why)
             return {"x": x, "mask": ok, "reason": np.array(reasons, dtype=str)}
 
         result = run_chunks(work, n, chunk_size, compute, desc=f"image {enc.tag}", progress=progress)

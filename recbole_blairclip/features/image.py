@@ -1,7 +1,9 @@
 """Image embeddings: a CLIP checkpoint, or the weight-free ``pixels`` thumbnails.
 
 Both encoders take a list of RGB ``PIL.Image`` objects (the images that exist; missing ones are
-handled by :mod:`recbole_blairclip.features.extract`) and return float32 rows. ``finalize(x, mask)`` is
+handled by :mod:`recbole_blairclip.features.extract`) and return float32 rows: ``encode(images)``, or in
+two steps ``prepare(images)`` (CPU work, thread-safe, run by extraction in loader threads next to image
+decoding) then ``encode_prepared(batch)`` (the model). ``finalize(x, mask)`` is
 called once on the whole ``[n_items, dim]`` matrix after every chunk is done (identity for CLIP; PCA for
 ``pixels`` when asked), so chunked, resumable extraction gives the same result as one pass.
 
@@ -14,6 +16,8 @@ called once on the whole ``[n_items, dim]`` matrix after every chunk is done (id
   the items that have an image) to ``pca_dim`` values; then L2-normalised. It is a crude colour/layout
   descriptor, named as what it is, for CPU-only and offline runs.
 """
+import os
+
 import numpy as np
 
 from recbole_blairclip.errors import ConfigError
@@ -35,12 +39,14 @@ class ClipImageEncoder:
     Args:
         name: hub id or local folder of a CLIP-style checkpoint (a model with ``get_image_features``).
         batch_size: images per forward pass. device / fp16 / revision / normalize / tag: as TextEncoder.
+        preprocess_workers: threads running the image processor on the next batches while the model
+            runs on the current one (None = up to 4, from the CPU count); results do not depend on it.
     """
 
     kind = "image"
 
     def __init__(self, name=DEFAULT_IMAGE_ENCODER, *, batch_size=64, device=None, fp16=True, revision=None,
-                 normalize=True, tag=None):
+                 normalize=True, tag=None, preprocess_workers=None):
         import torch
         from transformers import AutoImageProcessor, AutoModel
 
@@ -61,6 +67,7 @@ class ClipImageEncoder:
         self.batch_size = int(batch_size)
         self.normalize = bool(normalize)
         self.tag = self.source.tag
+        self.preprocess_workers = int(preprocess_workers or min(4, os.cpu_count() or 1))
 
     def describe(self):
         """What produced the rows (stored in ``<name>.features.json``)."""
@@ -76,27 +83,58 @@ class ClipImageEncoder:
             "dtype_run": str(self.dtype).replace("torch.", ""),
         }
 
-    def encode(self, images):
-        """Embed RGB PIL images; row i is image i. Returns float32 ``[len(images), dim]``."""
+    def prepare(self, images):
+        """CPU step (thread-safe): the processor's pixel tensor for a list of RGB PIL images."""
+        return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def encode_prepared(self, pixels):
+        """Model step: rows for a tensor from :meth:`prepare` (split into ``batch_size`` pieces)."""
         import torch
 
-        if not images:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        chunks = []
         batch_size = getattr(self, "batch_size", 64)
+        chunks = []
         with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                inputs = self.processor(images=list(images[start:start + batch_size]), return_tensors="pt")
-                pixels = inputs["pixel_values"].to(self.device, self.dtype)
-                out = self.model.get_image_features(pixel_values=pixels)
+            for start in range(0, len(pixels), batch_size):
+                batch = pixels[start:start + batch_size].to(self.device, self.dtype)
+                out = self.model.get_image_features(pixel_values=batch)
                 emb = getattr(out, "pooler_output", out)  # transformers 5: output object; 4.x: tensor
                 chunks.append(emb.float().cpu().numpy())
         x = np.concatenate(chunks).astype(np.float32, copy=False)
         return _l2(x) if getattr(self, "normalize", True) else x
 
+    def encode(self, images):
+        """Embed RGB PIL images; row i is image i. Returns float32 ``[len(images), dim]``.
+
+        The processor runs on the next batches in threads while the model runs on the current one.
+        """
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch_size = getattr(self, "batch_size", 64)
+        batches = [list(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]
+        workers = getattr(self, "preprocess_workers", 1)
+        return np.concatenate([self.encode_prepared(p) for p in prefetch_map(self.prepare, batches, workers)])
+
     def finalize(self, x, mask):
         """Whole-matrix step after all chunks: nothing for CLIP."""
         return x
+
+
+def prefetch_map(fn, items, workers):
+    """``map(fn, items)`` in order, computing up to ``workers`` items ahead in threads."""
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _probe_image():
@@ -143,8 +181,8 @@ class PixelsImageEncoder:
             "pca_dim": self.pca_dim,
         }
 
-    def encode(self, images):
-        """Raw thumbnails: float32 ``[len(images), 3 * size * size]`` in [0, 1]."""
+    def prepare(self, images):
+        """Raw thumbnails: float32 ``[len(images), 3 * size * size]`` in [0, 1] (thread-safe)."""
         from PIL import Image, ImageOps
 
         out = np.zeros((len(images), self.raw_dim), dtype=np.float32)
@@ -152,6 +190,14 @@ class PixelsImageEncoder:
             thumb = ImageOps.fit(img.convert("RGB"), (self.size, self.size), method=Image.Resampling.BICUBIC)
             out[i] = np.asarray(thumb, dtype=np.float32).reshape(-1) / 255.0
         return out
+
+    def encode_prepared(self, thumbnails):
+        """Nothing left to do per batch: PCA and normalisation happen in :meth:`finalize`."""
+        return thumbnails
+
+    def encode(self, images):
+        """Raw thumbnails for a list of PIL images (see :meth:`prepare`)."""
+        return self.encode_prepared(self.prepare(images))
 
     def finalize(self, x, mask):
         """PCA (when asked) fitted on the rows with an image, then L2; rows without an image stay zero."""

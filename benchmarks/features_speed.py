@@ -1,0 +1,131 @@
+"""CPU throughput of feature extraction: texts/s and images/s for the tiny, packaged and base-sized encoders.
+
+Texts are real Amazon Appliances item texts (title + description + features of the first 100 meta lines in
+``../shared/data``, repeated) when that folder is there, else synthetic product texts. Images are 500x500
+JPEG files on disk. Every encoder is loaded by path through the code ``blairclip features`` runs.
+
+    python benchmarks/features_speed.py                 # everything (a few minutes on 2 cores)
+    python benchmarks/features_speed.py --e2e-items 3000 --skip-base
+"""
+import argparse
+import gzip
+import html
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_features import HEADER, build_clip, build_roberta, product_texts, random_images  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+META = ROOT.parent / "shared" / "data" / "amazon2018-appliances" / "meta_Appliances_first100.json.gz"
+
+
+def item_texts(n):
+    """n item texts: real ones (repeated) when the shared sample is there, else synthetic."""
+    if not META.is_file():
+        return product_texts(n, max_words=200), "synthetic"
+    base = []
+    with gzip.open(META, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            parts = [d.get("title", "")] + d.get("description", []) + d.get("feature", [])
+            text = html.unescape(re.sub(r"<[^>]+>", " ", " ".join(parts)))
+            base.append(" ".join(text.split()))
+    return [base[i % len(base)] for i in range(n)], "real Appliances meta (100 distinct)"
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--base-images", type=int, default=32)
+    parser.add_argument("--e2e-items", type=int, default=1000)
+    parser.add_argument("--e2e-max-length", type=int, default=128)
+    parser.add_argument("--skip-base", action="store_true", help="skip the base-sized random models")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from recbole_blairclip.features.extract import extract_features
+    from recbole_blairclip.features.image import ClipImageEncoder, PixelsImageEncoder
+    from recbole_blairclip.features.sources import open_image
+    from recbole_blairclip.features.text import TextEncoder
+
+    texts, origin = item_texts(args.texts)
+    rows = []
+    print(f"torch threads {torch.get_num_threads()}; texts: {origin}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        specs = [("tiny random RoBERTa (2x32)", build_roberta(tmp / "rt", "tiny", texts), (512,)),
+                 ("all-MiniLM-L6-v2 (minilm alias)", "minilm", (256, 128, 64))]
+        if not args.skip_base:
+            specs.append(("RoBERTa-base-sized random", build_roberta(tmp / "rb", "base", texts), (512, 128)))
+        for label, name, lengths in specs:
+            for max_length in lengths:
+                enc = TextEncoder(name, max_length=max_length, batch_size=32, device="cpu")
+                n = args.texts if "base" not in label else min(args.texts, 64)
+                enc.encode(texts[:8])
+                tokens = sum(min(max_length, len(x)) for x in enc.tokenizer(texts[:n])["input_ids"])
+                _, sec = timed(enc.encode, texts[:n])
+                rows.append((f"text: {label}, max_length {max_length}", n, sec, f"{n / sec:.1f} texts/s",
+                             f"{tokens / sec:.0f} tokens/s, mean {tokens / n:.0f} tokens"))
+                print(rows[-1], flush=True)
+
+        # images: JPEG files on disk, decoded then encoded (decode time included)
+        folder = tmp / "imgs"
+        folder.mkdir()
+        pics = random_images(args.images)
+        for k, img in enumerate(pics):
+            img.save(folder / f"{k}.jpg", quality=90)
+        paths = [folder / f"{k}.jpg" for k in range(args.images)]
+        pix = PixelsImageEncoder(size=16)
+        _, sec = timed(lambda: pix.encode([open_image(p, pix.draft_size)[0] for p in paths]))
+        rows.append(("image: pixels16, decode + thumbnail", args.images, sec, f"{args.images / sec:.1f} images/s", ""))
+        print(rows[-1], flush=True)
+        clip_specs = [("tiny random CLIP (32 px)", build_clip(tmp / "ct", "tiny"), args.images)]
+        if not args.skip_base:
+            clip_specs.append(("CLIP ViT-B/32-sized random", build_clip(tmp / "cb", "base"), args.base_images))
+        for label, name, n in clip_specs:
+            enc = ClipImageEncoder(name, batch_size=32, device="cpu")
+            enc.encode(pics[:4])
+            _, sec = timed(lambda: enc.encode([open_image(p)[0] for p in paths[:n]]))
+            rows.append((f"image: {label}, decode + processor + model", n, sec, f"{n / sec:.1f} images/s", ""))
+            print(rows[-1], flush=True)
+
+        # end to end: the bundled-sample recipe (minilm + pixels) on e2e_items items with PNG images
+        ds = tmp / "sample"
+        (ds / "images").mkdir(parents=True)
+        n = args.e2e_items
+        all_texts, _ = item_texts(n)
+        lines = [f"S{k:06d}\t{all_texts[k]}\tt\tc\ts\t" for k in range(n)]
+        (ds / "sample.item").write_text(HEADER + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        for k in range(n):
+            pics[k % len(pics)].resize((128, 128)).save(ds / "images" / f"S{k:06d}.png")
+        for max_length in (args.e2e_max_length,):
+            _, sec = timed(lambda: extract_features(ds, "minilm", "pixels", max_length=max_length, progress=False))
+            rows.append((f"extract_features: minilm (max_length {max_length}) + pixels16, {n} items, PNG folder",
+                         n, sec, f"{n / sec:.1f} items/s", ""))
+            print(rows[-1], flush=True)
+            for p in ds.glob("sample.*.npy"):
+                p.unlink()
+
+    print("\n| what | n | seconds | throughput | notes |\n| --- | ---: | ---: | ---: | --- |")
+    for what, n, sec, rate, note in rows:
+        print(f"| {what} | {n} | {sec:.2f} | {rate} | {note} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
