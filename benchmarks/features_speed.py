@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_features import HEADER, build_clip, build_roberta, product_texts, random_images  # noqa: E402
@@ -50,7 +49,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--base-images", type=int, default=32)
+    parser.add_argument("--base-texts", type=int, default=16, help="texts for the RoBERTa-base-sized model")
+    parser.add_argument("--base-images", type=int, default=32, help="images for the CLIP-B/32-sized model")
     parser.add_argument("--e2e-items", type=int, default=1000)
     parser.add_argument("--e2e-max-length", type=int, default=128)
     parser.add_argument("--skip-base", action="store_true", help="skip the base-sized random models")
@@ -75,7 +75,7 @@ def main(argv=None):
         for label, name, lengths in specs:
             for max_length in lengths:
                 enc = TextEncoder(name, max_length=max_length, batch_size=32, device="cpu")
-                n = args.texts if "base" not in label else min(args.texts, 64)
+                n = args.texts if "base" not in label else min(args.texts, args.base_texts)
                 enc.encode(texts[:8])
                 tokens = sum(min(max_length, len(x)) for x in enc.tokenizer(texts[:n])["input_ids"])
                 _, sec = timed(enc.encode, texts[:n])

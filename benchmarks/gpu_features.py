@@ -15,7 +15,6 @@ Measures: texts/s and tokens/s (max_length 512 and 128), images/s through the CL
 """
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile

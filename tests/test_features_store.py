@@ -139,6 +139,16 @@ def test_nan_rows(tmp_path):
         load_features(folder)
 
 
+def test_expected_encoder_tags(tmp_path):
+    folder = make_dataset(tmp_path)
+    write_simple(folder)
+    assert load_features(folder, text_tag="tt", image_tag="im").text_dim == 4
+    with pytest.raises(DatasetError, match="text features were made with encoder tag 'tt', not 'blair-roberta-base'"):
+        load_features(folder, text_tag="blair-roberta-base")
+    with pytest.raises(DatasetError, match="image features were made with encoder tag 'im', not 'pixels16'"):
+        load_features(folder, image_tag="pixels16")
+
+
 def test_text_only_and_require_image(tmp_path):
     folder = make_dataset(tmp_path)
     items = read_items(folder / "toy.item")

@@ -78,16 +78,23 @@ class ItemTable:
         return self.columns.get(name, [""] * len(self.item_ids))
 
 
-def read_items(path):
-    """Read an atomic ``.item`` file (FORMAT.md); ids must be present and unique."""
+def read_items(path, columns=None):
+    """Read an atomic ``.item`` file (FORMAT.md); ids must be present and unique.
+
+    ``columns``: names (without ``:type``) to keep besides ``item_id``; None keeps every column.
+    """
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: item file not found; convert the dataset first (blairclip convert)")
     try:
+        usecols = None
+        if columns is not None:
+            keep = set(columns) | {"item_id"}
+            usecols = lambda header: str(header).split(":", 1)[0] in keep  # noqa: E731
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False,
-                            quoting=csv.QUOTE_NONE, encoding="utf-8")
+                            quoting=csv.QUOTE_NONE, encoding="utf-8", usecols=usecols)
     except Exception as exc:
         raise DatasetError(f"{path}: cannot read as a tab-separated atomic file ({exc}); regenerate it") from exc
     columns = {str(c).split(":", 1)[0]: frame[c].tolist() for c in frame.columns}
@@ -252,13 +259,15 @@ def _check_rows(arr, path, section, expect_rows, expect_dim, dataset_dir, ids):
 
 
 def load_features(dataset_dir, name=None, *, item_ids=None, require_text=True, require_image=False,
-                  verify_item_file=True, verify_checksums=True, mmap=False):
+                  text_tag=None, image_tag=None, verify_item_file=True, verify_checksums=True, mmap=False):
     """Load and verify the features of ``dataset_atomic/<name>/``.
 
     Args:
         dataset_dir: the dataset folder (``dataset_atomic/<name>``); ``name`` defaults to its base name.
         item_ids: optional list the caller expects, in the same order (checked when given).
         require_text / require_image: raise when that part was not extracted.
+        text_tag / image_tag: when given, the encoder tags the features must have been made with
+            (e.g. ``blair-roberta-base``, ``clip-vit-base-patch32``, ``pixels16``).
         verify_item_file: check the sha256 and ids of ``<name>.item`` against features.json (default).
         verify_checksums: check the sha256 of each npy file against features.json (default).
         mmap: memory-map the arrays (read-only) instead of reading them.
@@ -294,7 +303,7 @@ def load_features(dataset_dir, name=None, *, item_ids=None, require_text=True, r
             raise DatasetError(f"{ipath}: changed since the features were extracted (sha256 {digest[:12]}... "
                                f"vs {str(meta.get('item_file_sha256'))[:12]}... in {json_path.name}); "
                                + RERUN.format(dir=dataset_dir))
-        file_ids = read_items(ipath).item_ids
+        file_ids = read_items(ipath, columns=()).item_ids
         if file_ids != ids:
             first = next((i for i, (a, b) in enumerate(zip(file_ids, ids)) if a != b), min(len(ids), len(file_ids)))
             raise DatasetError(f"{json_path}: item ids differ from {ipath.name} (first difference at row {first}, "
@@ -311,6 +320,12 @@ def load_features(dataset_dir, name=None, *, item_ids=None, require_text=True, r
                                "replaced or a run was interrupted); " + RERUN.format(dir=dataset_dir))
         return path, _load_npy(path, dataset_dir, mmap)
 
+    for section, wanted in (("text", text_tag), ("image", image_tag)):
+        have = (meta.get(section) or {}).get("tag")
+        if wanted is not None and have != wanted:
+            raise DatasetError(f"{json_path}: {section} features were made with encoder tag '{have}', not '{wanted}'; "
+                               f"rerun `blairclip features --dataset {dataset_dir}` with the {section} encoder you "
+                               "want, or change the configured encoder")
     text = image = mask = None
     if meta.get("text"):
         path, text = section_array("text", "file", "sha256")
