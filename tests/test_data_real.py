@@ -57,7 +57,9 @@ def test_amazon2018_appliances_5core(tmp_path):
     m = stats["meta"]
     meta_ids = {json.loads(line)["asin"] for line in gzip.open(meta)}
     kept_items = {i for ev in want.values() for i, _ in ev}
-    assert m["records"] == len(meta_ids & {r["asin"] for r in raw})
+    reviewed = {r["asin"] for r in raw}
+    assert m["records"] == len(meta_ids & kept_items)
+    assert m["not_kept_items"] == len((meta_ids & reviewed) - kept_items)
     assert m["unknown_items"] == len(meta_ids - {r["asin"] for r in raw})
     item = read_columns(str(tmp_path / "a18" / "a18.item"))
     assert set(item["item_id"]) == kept_items

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recbole_blairclip.errors import DatasetError
-from recbole_blairclip.data.text import build_item_text, clean_text, to_category_tokens, to_token
+from recbole_blairclip.data.text import build_item_text, clean_text, flatten_text, to_category_tokens, to_token
 
 try:  # orjson parses 3-5x faster than json; the stdlib is the fallback
     import orjson
@@ -123,6 +123,79 @@ class _open_jsonl:
         return False
 
 
+_BLOCK = 4 << 20  # compressed bytes read per block by the reader thread
+
+
+def _read_blocks(path, out_queue, stop):
+    """Reader thread: put decompressed byte blocks (or an exception, then None) on ``out_queue``.
+    zlib and file reads release the GIL, so decompression overlaps JSON parsing on another core."""
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            d = zlib.decompressobj(31) if gz else None
+            started = False  # the current gzip member has received input
+            while not stop.is_set():
+                chunk = raw.read(_BLOCK)
+                if not chunk:
+                    break
+                if d is None:
+                    out_queue.put(chunk)
+                    continue
+                while chunk:
+                    started = True
+                    data = d.decompress(chunk)
+                    if data:
+                        out_queue.put(data)
+                    chunk = b""
+                    if d.eof:  # a multi-member gzip: the next member starts in unused_data
+                        chunk = d.unused_data
+                        d = zlib.decompressobj(31)
+                        started = False
+            if d is not None and started and not stop.is_set():
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    except BaseException as exc:  # handed to the consumer
+        out_queue.put(exc)
+    out_queue.put(None)
+
+
+def iter_line_blocks(path):
+    """Yield lists of lines (bytes, ``\\n`` removed) of a .jsonl or .jsonl.gz file, decompressing in a
+    background thread. Corrupt or truncated gzip raises DatasetError."""
+    import queue
+    import threading
+
+    path = os.fspath(path)
+    q = queue.Queue(maxsize=8)
+    stop = threading.Event()
+    thread = threading.Thread(target=_read_blocks, args=(path, q, stop), daemon=True)
+    thread.start()
+    rest = b""
+    try:
+        while True:
+            data = q.get()
+            if data is None:
+                break
+            if isinstance(data, BaseException):
+                if isinstance(data, (EOFError, zlib.error, gzip.BadGzipFile)):
+                    raise DatasetError(f"{path}: corrupt or truncated gzip file ({data}); "
+                                       "re-download it or pass the uncompressed .jsonl") from data
+                raise data
+            lines = data.split(b"\n")
+            lines[0] = rest + lines[0]
+            rest = lines.pop()
+            yield lines
+        if rest:
+            yield [rest]
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
 def _bad_reason(line):
     try:
         line.decode("utf-8")
@@ -136,7 +209,7 @@ def _progress(path, desc, enabled):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=desc, leave=False)
+    return tqdm(unit=" lines", unit_scale=True, desc=desc, leave=False)
 
 
 def detect_schema(path, kind):
@@ -232,13 +305,12 @@ def read_reviews(path, progress=False):
     blank = 0
     lineno = 0
     bar = _progress(path, "reading reviews", progress)
-    last_pos = 0
-    with _open_jsonl(path) as (f, raw):
-        for lineno, line in enumerate(f, 1):
-            if not lineno & 0xFFFF and bar is not None:
-                pos = raw.tell()
-                bar.update(pos - last_pos)
-                last_pos = pos
+    u_append, i_append, r_append, t_append = U.append, I.append, R.append, T.append
+    users_get, items_get = users.get, items.get
+    for block in iter_line_blocks(path):
+        if bar is not None:
+            bar.update(len(block))
+        for lineno, line in enumerate(block, lineno + 1):
             try:
                 obj = loads(line)
             except ValueError:
@@ -247,32 +319,36 @@ def read_reviews(path, progress=False):
                 else:
                     blank += 1
                 continue
-            if type(obj) is not dict:
-                add_issue("not_an_object", lineno)
-                continue
-            u = obj.get(uk)
-            it = obj.get(ik)
-            r = obj.get(rk)
-            t = obj.get(tk)
-            if u is None or it is None or r is None or t is None:
+            try:
+                u = obj[uk]
+                it = obj[ik]
+                r = obj[rk]
+                t = obj[tk]
+            except KeyError:
                 add_issue("missing_field", lineno)
+                continue
+            except TypeError:  # a JSON array, string or number
+                add_issue("not_an_object", lineno)
                 continue
             tt = type(t)
             tr = type(r)
             if type(u) is not str or type(it) is not str or (tt is not int and tt is not float) \
-                    or (tr is not int and tr is not float):
-                add_issue("wrong_type", lineno)
+                    or (tr is not float and tr is not int):
+                if u is None or it is None or r is None or t is None:
+                    add_issue("missing_field", lineno)
+                else:
+                    add_issue("wrong_type", lineno)
                 continue
             if not (0 <= t < 1e17) or not (-1e300 < r < 1e300):
                 add_issue("bad_value", lineno)
                 continue
-            uc = users.get(u)
+            uc = users_get(u)
             if uc is None:
                 uc = len(user_names) if valid_id(u) else -1
                 users[u] = uc
                 if uc >= 0:
                     user_names.append(u)
-            ic = items.get(it)
+            ic = items_get(it)
             if ic is None:
                 ic = len(item_names) if valid_id(it) else -1
                 items[it] = ic
@@ -281,10 +357,10 @@ def read_reviews(path, progress=False):
             if uc < 0 or ic < 0:
                 add_issue("bad_id", lineno)
                 continue
-            U.append(uc)
-            I.append(ic)
-            R.append(r)
-            T.append(t)
+            u_append(uc)
+            i_append(ic)
+            r_append(r)
+            t_append(t)
     if bar is not None:
         bar.close()
     del users
@@ -319,7 +395,7 @@ class Meta:
     lines: int = 0
     blank_lines: int = 0
     issues: LineIssues = field(default_factory=LineIssues)
-    unknown_items: LineIssues = field(default_factory=LineIssues)  # reason "unknown_item"
+    unknown_items: LineIssues = field(default_factory=LineIssues)  # "unknown_item" / "not_kept_item"
     duplicates: LineIssues = field(default_factory=LineIssues)  # reason "duplicate_item"
 
 
@@ -368,17 +444,21 @@ def item_meta(obj, schema, text_fields):
     fields = [alias.get(f, f) for f in text_fields]
     url = image_url_2023(obj.get("images")) if schema == "amazon2023" else image_url_2018(obj)
     url = clean_text(url).replace(" ", "%20")
-    return ItemMeta(item_text=build_item_text(obj, fields),
-                    title=build_item_text(obj, ["title"]),
+    title = clean_text(flatten_text(obj.get("title")))
+    return ItemMeta(item_text=build_item_text(obj, fields, {"title": title}),
+                    title=title,
                     categories=to_category_tokens(obj.get(alias.get("categories", "categories"))),
                     store=to_token(obj.get(alias.get("store", "store"))),
                     image_url=url)
 
 
-def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False):
+def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False,
+              known=None, build=True):
     """Stream a meta file, keeping the first record of every item in ``wanted`` (a container of item
-    names; ``None`` keeps every item). Records of other items count as ``unknown_item``; repeated
-    records of one item as ``duplicate_item`` (the first wins)."""
+    names; ``None`` keeps every item). Records of other items count as ``unknown_item``, or as
+    ``not_kept_item`` when they are in ``known`` (reviewed items the split dropped); repeated records of
+    one item as ``duplicate_item`` (the first wins). ``build=False`` only records which items have a
+    record (``items`` maps them to ``None``), skipping the text cleaning."""
     path = os.fspath(path)
     schema = detect_schema(path, "meta")
     result = Meta(schema=schema, items={})
@@ -391,13 +471,10 @@ def read_meta(path, wanted=None, text_fields=("title", "description", "features"
     loads = _loads
     lineno = 0
     bar = _progress(path, "reading meta", progress)
-    last_pos = 0
-    with _open_jsonl(path) as (f, raw):
-        for lineno, line in enumerate(f, 1):
-            if not lineno & 0x3FFF and bar is not None:
-                pos = raw.tell()
-                bar.update(pos - last_pos)
-                last_pos = pos
+    for block in iter_line_blocks(path):
+        if bar is not None:
+            bar.update(len(block))
+        for lineno, line in enumerate(block, lineno + 1):
             try:
                 obj = loads(line)
             except ValueError:
@@ -420,12 +497,15 @@ def read_meta(path, wanted=None, text_fields=("title", "description", "features"
                 issues.add("bad_id", lineno)
                 continue
             if wanted is not None and it not in wanted:
-                result.unknown_items.add("unknown_item", lineno)
+                if known is not None and it in known:
+                    result.unknown_items.add("not_kept_item", lineno)
+                else:
+                    result.unknown_items.add("unknown_item", lineno)
                 continue
             if it in result.items:
                 result.duplicates.add("duplicate_item", lineno)
                 continue
-            result.items[it] = item_meta(obj, schema, text_fields)
+            result.items[it] = item_meta(obj, schema, text_fields) if build else None
     if bar is not None:
         bar.close()
     result.lines = lineno

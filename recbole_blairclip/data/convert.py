@@ -11,7 +11,8 @@ Item rules: the ``.item`` file lists every item of the kept interactions (string
 meta item with ``include_meta_items=True``. Items without a meta record stay with empty text (counted
 as ``items_without_meta``) unless ``keep_items_without_meta=False``, which drops their interactions
 before the user filter. Meta records of items that never occur in the reviews are skipped (counted as
-``unknown_item``).
+``unknown_items``), as are those of reviewed items the filters dropped (``not_kept_items``). Meta is
+read after the split, for the kept items only.
 """
 import json
 import os
@@ -109,11 +110,26 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         raise DatasetError(f"{reviews}: no valid review line ({rv.lines} lines; bad lines: "
                            f"{rv.issues.as_dict()}); nothing to convert")
 
+    drop = None
+    if meta is not None and not keep_items_without_meta:  # a cheap first pass: which items have meta
+        present = amazon.read_meta(meta, wanted=rv.item_index, progress=progress, build=False).items
+        drop = np.array([it not in present for it in rv.item_names], dtype=bool)
+    elif meta is None and not keep_items_without_meta:
+        raise DatasetError("keep_items_without_meta=False (--drop-items-without-meta) needs a meta file")
+    res = split_interactions(rv.user, rv.item, rv.rating, rv.timestamp, rv.user_names, rv.item_names,
+                             min_user_inter=min_user_inter, item_core=item_core, three_way=not two_way,
+                             drop_items=drop)
+    if len(res.user) == 0:
+        raise DatasetError(f"{reviews}: no user has {min_user_inter} or more distinct items after "
+                           "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
+    kept_set = {rv.item_names[i] for i in np.unique(res.item).tolist()}
+
+    # meta is read after the split, for the kept items only (cleaning text is the slow part)
     metas = {}
     meta_stats = None
     if meta is not None:
-        m = amazon.read_meta(meta, wanted=None if include_meta_items else rv.item_index,
-                             text_fields=text_fields, progress=progress)
+        m = amazon.read_meta(meta, wanted=None if include_meta_items else kept_set, text_fields=text_fields,
+                             progress=progress, known=rv.item_index)
         metas = m.items
         unknown = m.unknown_items
         if include_meta_items:  # "unknown" = meta items never reviewed; they are kept in .item
@@ -121,23 +137,16 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
             for it in metas:
                 if it not in rv.item_index:
                     unknown.counts["unknown_item"] = unknown.counts.get("unknown_item", 0) + 1
+                elif it not in kept_set:
+                    unknown.counts["not_kept_item"] = unknown.counts.get("not_kept_item", 0) + 1
         meta_stats = {"file": os.path.basename(os.fspath(meta)), "schema": m.schema, "lines": m.lines,
                       "blank_lines": m.blank_lines, "records": len(metas),
                       "bad_lines": m.issues.as_dict(),
                       "unknown_items": unknown.counts.get("unknown_item", 0),
                       "unknown_items_first_lines": unknown.first.get("unknown_item", []),
+                      "not_kept_items": unknown.counts.get("not_kept_item", 0),
                       "duplicate_items": m.duplicates.counts.get("duplicate_item", 0),
                       "duplicate_items_first_lines": m.duplicates.first.get("duplicate_item", [])}
-
-    drop = None
-    if not keep_items_without_meta:
-        drop = np.array([it not in metas for it in rv.item_names], dtype=bool)
-    res = split_interactions(rv.user, rv.item, rv.rating, rv.timestamp, rv.user_names, rv.item_names,
-                             min_user_inter=min_user_inter, item_core=item_core, three_way=not two_way,
-                             drop_items=drop)
-    if len(res.user) == 0:
-        raise DatasetError(f"{reviews}: no user has {min_user_inter} or more distinct items after "
-                           "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
 
     # ---- strings per kept row -------------------------------------------------------------------
     un, inm = rv.user_names, rv.item_names
@@ -157,7 +166,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     valid_idx = np.flatnonzero(part == VALID)
     test_idx = np.flatnonzero(part == TEST)
 
-    kept_items = sorted(set(items_col))
+    kept_items = sorted(kept_set)
     if include_meta_items:
         kept_items = sorted(set(kept_items).union(metas))
     empty = amazon.ItemMeta("", "", "", "", "")

@@ -10,10 +10,13 @@ import html
 import re
 
 _TAG_RE = re.compile(r"<[^<>]{0,2000}>")
-# C0/C1 control characters (and DEL) become spaces; ``str.split()`` then removes them with the other
-# whitespace (tabs, newlines, NBSP, U+2028, ...).
-_CONTROL = {c: " " for c in list(range(0, 32)) + list(range(127, 160))}
-_CONTROL[ord('"')] = "''"
+# C0/C1 control characters and DEL that ``str.split()`` does not treat as whitespace become spaces;
+# ``"`` becomes ``''``. ``str.split()`` then removes every whitespace run (tabs, newlines, NBSP, U+2028).
+_ODD_RE = re.compile('[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"]')
+
+
+def _odd(match):
+    return "''" if match.group() == '"' else " "
 
 
 def clean_text(value):
@@ -27,12 +30,22 @@ def clean_text(value):
         value = html.unescape(value)
         if "<" in value:  # entities that spelled a tag (``&lt;br&gt;``)
             value = _TAG_RE.sub(" ", value)
-    return " ".join(value.translate(_CONTROL).split())
+    if _ODD_RE.search(value) is not None:
+        value = _ODD_RE.sub(_odd, value)
+    return " ".join(value.split())
 
 
 def flatten_text(value):
     """Flatten a meta field into one string: str as is, lists joined with spaces, dicts as
     ``key value`` pairs, numbers via ``str``; ``None``/bools/empty give ``""``."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is list:
+        try:
+            return " ".join(value)  # the usual case: a list of strings
+        except TypeError:
+            pass
     if value is None or isinstance(value, bool):
         return ""
     if isinstance(value, str):
@@ -51,11 +64,15 @@ def flatten_text(value):
     return ""
 
 
-def build_item_text(meta, fields):
-    """Item text = the cleaned, space-joined values of ``fields`` (in order) of one meta record."""
+def build_item_text(meta, fields, cleaned=None):
+    """Item text = the cleaned, space-joined values of ``fields`` (in order) of one meta record.
+    ``cleaned`` maps field names to values already cleaned (reused instead of cleaning again)."""
     parts = []
     for field in fields:
-        s = clean_text(flatten_text(meta.get(field)))
+        if cleaned is not None and field in cleaned:
+            s = cleaned[field]
+        else:
+            s = clean_text(flatten_text(meta.get(field)))
         if s:
             parts.append(s)
     return " ".join(parts)

@@ -1,0 +1,110 @@
+"""Benchmark ``blairclip convert`` at Amazon Appliances 2023 scale (2.1M reviews, 94K items).
+
+Steps (each timed in its own subprocess so that peak memory is that step's own):
+
+1. ``synth``: a synthetic 2023-schema Appliances-like file (no images), skipped when present;
+2. floor ``read``: stream-decompress the reviews file line by line (no parsing);
+3. floor ``read+parse``: the same plus ``orjson.loads`` of every line (the least any JSON converter does);
+4. ``convert``: the whole conversion (read, validate, dedupe, filter, split, write every atomic file).
+
+Usage::
+
+    python benchmarks/convert_speed.py --workdir /tmp/convert-bench           # full scale
+    python benchmarks/convert_speed.py --users 20000 --items 2000 --workdir /tmp/small   # quick try
+
+Prints one line per step (seconds, reviews/s, peak RSS) and a JSON summary.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+STEP_CODE = {
+    "synth": """
+from recbole_blairclip.data.synth import synthesize
+synthesize(W + '/raw', users=U, items=I, seed=0, images=False, compresslevel=6, force=True)
+""",
+    "read": """
+import gzip, io
+n = 0
+with open(W + '/raw/Appliances.jsonl.gz', 'rb') as raw:
+    for line in io.BufferedReader(gzip.GzipFile(fileobj=raw), buffer_size=1 << 20):
+        n += 1
+print('LINES', n)
+""",
+    "read+parse": """
+import gzip, io, orjson
+n = 0
+loads = orjson.loads
+with open(W + '/raw/Appliances.jsonl.gz', 'rb') as raw:
+    for line in io.BufferedReader(gzip.GzipFile(fileobj=raw), buffer_size=1 << 20):
+        loads(line)
+        n += 1
+print('LINES', n)
+""",
+    "convert": """
+from recbole_blairclip.data.convert import convert
+s = convert(W + '/raw/Appliances.jsonl.gz', W + '/raw/meta_Appliances.jsonl.gz', name='Appliances',
+            out=W + '/ds', force=True)
+import json; print('STATS', json.dumps({k: s[k] for k in ('reviews', 'dropped', 'kept', 'parts', 'cold_start', 'items')}))
+""",
+}
+
+
+def run_step(name, workdir, users, items):
+    code = f"import sys; sys.path.insert(0, {ROOT!r}); W={workdir!r}; U={users}; I={items}\n" + STEP_CODE[name]
+    wrapper = ("import resource, subprocess, sys, time\n"
+               "t = time.perf_counter()\n"
+               "p = subprocess.run([sys.executable, '-c', sys.argv[1]], capture_output=True, text=True)\n"
+               "dt = time.perf_counter() - t\n"
+               "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+               "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr[-3000:])\n"
+               "print('BENCH', dt, rss, p.returncode)\n")
+    out = subprocess.run([sys.executable, "-c", wrapper, code], capture_output=True, text=True)
+    bench = [line for line in out.stdout.splitlines() if line.startswith("BENCH")]
+    if not bench or bench[-1].split()[3] != "0":
+        raise SystemExit(f"step {name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    _, dt, rss, _ = bench[-1].split()
+    extra = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("STATS "):
+            extra["stats"] = json.loads(line[6:])
+        if line.startswith("LINES "):
+            extra["lines"] = int(line.split()[1])
+    return float(dt), int(rss) / 1024.0, extra
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=1_800_000)
+    ap.add_argument("--items", type=int, default=94_000)
+    ap.add_argument("--workdir", default="/tmp/convert-bench")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    summary = {"users": args.users, "items": args.items}
+    reviews = os.path.join(args.workdir, "raw", "Appliances.jsonl.gz")
+    if not os.path.exists(reviews):
+        dt, rss, _ = run_step("synth", args.workdir, args.users, args.items)
+        summary["synth_seconds"] = round(dt, 1)
+        print(f"synth: {dt:.1f} s, peak RSS {rss:.0f} MiB")
+    summary["reviews_gz_MiB"] = round(os.path.getsize(reviews) / 2**20, 1)
+    n = None
+    for step in ("read", "read+parse", "convert"):
+        dt, rss, extra = run_step(step, args.workdir, args.users, args.items)
+        if "lines" in extra:
+            n = extra["lines"]
+        if "stats" in extra:
+            n = extra["stats"]["reviews"]["lines"]
+            summary["convert_stats"] = extra["stats"]
+        rate = n / dt if n else float("nan")
+        summary[step] = {"seconds": round(dt, 2), "reviews_per_s": round(rate), "peak_rss_MiB": round(rss)}
+        print(f"{step:>11}: {dt:7.2f} s  {rate:>10,.0f} reviews/s  peak RSS {rss:7.0f} MiB  ({n:,} lines)")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
