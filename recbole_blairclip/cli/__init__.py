@@ -11,6 +11,7 @@ import sys
 # subcommand name -> module under recbole_blairclip.cli (each later pipeline step adds one line)
 SUBCOMMANDS = {
     "models": "models",
+    "tune": "tune",
     "convert": "convert",
     "synth": "synth",
     "check-split": "check_split",
