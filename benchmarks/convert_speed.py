@@ -12,7 +12,9 @@ Usage::
     python benchmarks/convert_speed.py --workdir /tmp/convert-bench           # full scale
     python benchmarks/convert_speed.py --users 20000 --items 2000 --workdir /tmp/small   # quick try
 
-Prints one line per step (seconds, reviews/s, peak RSS) and a JSON summary.
+Prints one line per step (wall seconds, reviews/s, CPU seconds of user + system time, peak RSS, the
+machine's 1-minute load average at the end of the step: other processes slow wall times down) and a JSON
+summary.
 """
 import argparse
 import json
@@ -61,20 +63,23 @@ def run_step(name, workdir, users, items):
                "t = time.perf_counter()\n"
                "p = subprocess.run([sys.executable, '-c', sys.argv[1]], capture_output=True, text=True)\n"
                "dt = time.perf_counter() - t\n"
-               "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+               "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+               "rss = ru.ru_maxrss\n"
+               "cpu = ru.ru_utime + ru.ru_stime\n"
                "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr[-3000:])\n"
-               "print('BENCH', dt, rss, p.returncode)\n")
+               "print('BENCH', dt, rss, p.returncode, cpu)\n")
     out = subprocess.run([sys.executable, "-c", wrapper, code], capture_output=True, text=True)
     bench = [line for line in out.stdout.splitlines() if line.startswith("BENCH")]
     if not bench or bench[-1].split()[3] != "0":
         raise SystemExit(f"step {name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    _, dt, rss, _ = bench[-1].split()
+    _, dt, rss, _, cpu = bench[-1].split()
     extra = {}
     for line in out.stdout.splitlines():
         if line.startswith("STATS "):
             extra["stats"] = json.loads(line[6:])
         if line.startswith("LINES "):
             extra["lines"] = int(line.split()[1])
+    extra["cpu_seconds"] = float(cpu)
     return float(dt), int(rss) / 1024.0, extra
 
 
@@ -101,8 +106,11 @@ def main():
             n = extra["stats"]["reviews"]["lines"]
             summary["convert_stats"] = extra["stats"]
         rate = n / dt if n else float("nan")
-        summary[step] = {"seconds": round(dt, 2), "reviews_per_s": round(rate), "peak_rss_MiB": round(rss)}
-        print(f"{step:>11}: {dt:7.2f} s  {rate:>10,.0f} reviews/s  peak RSS {rss:7.0f} MiB  ({n:,} lines)")
+        cpu = extra["cpu_seconds"]
+        summary[step] = {"seconds": round(dt, 2), "reviews_per_s": round(rate), "cpu_seconds": round(cpu, 2),
+                         "peak_rss_MiB": round(rss), "load_avg_1min": round(os.getloadavg()[0], 1)}
+        print(f"{step:>11}: {dt:7.2f} s wall  {rate:>10,.0f} reviews/s  {cpu:7.2f} s CPU  peak RSS {rss:7.0f} MiB"
+              f"  ({n:,} lines, load average {os.getloadavg()[0]:.1f})")
     print(json.dumps(summary, indent=1))
 
 

@@ -214,3 +214,36 @@ def test_corrupt_gzip_and_missing_files(tmp_path):
     s = convert(rev, str(empty_meta), name="x", out=str(tmp_path / "out"))
     assert s["meta"]["schema"] is None and s["items"]["without_meta"] == s["items"]["rows"] == 4
     assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fast_and_line_by_line_paths_agree(tmp_path, monkeypatch, gz):
+    """Blocks of clean lines go through pyarrow, the others line by line: same result either way."""
+    import random
+
+    rng = random.Random(0)
+    good = [r23(f"U{rng.randrange(40)}", f"I{rng.randrange(30)}", 1_600_000_000_000 + rng.randrange(10**6),
+                rating=float(rng.randint(1, 5))) + b"\n" for _ in range(400)]
+    lines = list(good)
+    for k in (37, 150, 151, 290):  # a few bad lines, including ones the C++ parser would accept
+        lines.insert(k, REVIEW_LINES[[2, 5, 12, 14][(k // 37) % 4]])
+    lines.insert(200, b"\n")
+    lines.insert(320, r23("U\u00e9", "I1", 1_600_000_000_000) + b"\n")  # non-ASCII id: valid
+    nbsp = r23("U\u00a0x", "I1", 1_600_000_000_000) + b"\n"  # NBSP inside: a bad id
+    lines.insert(330, nbsp)
+    path = write_lines(tmp_path / ("mix.jsonl.gz" if gz else "mix.jsonl"), lines, gz=gz)
+    monkeypatch.setattr(amazon, "_BLOCK", 700)  # many small blocks
+    calls = []
+    real_slow = amazon._slow_block
+    monkeypatch.setattr(amazon, "_slow_block", lambda *a: calls.append(1) or real_slow(*a))
+    fast = amazon.read_reviews(path)
+    n_slow = len(calls)
+    slow = amazon.read_reviews(path, fast=False)
+    assert 0 < n_slow < len(calls) - n_slow  # some blocks took each path
+    for f in ("user", "item", "rating", "timestamp"):
+        assert getattr(fast, f).tolist() == getattr(slow, f).tolist(), f
+    assert fast.user_names.to_pylist() == slow.user_names.to_pylist() and fast.item_names == slow.item_names
+    assert fast.issues.as_dict() == slow.issues.as_dict() and fast.blank_lines == slow.blank_lines == 1
+    bad_ids = [k + 1 for k, line in enumerate(lines) if line in (nbsp, REVIEW_LINES[14])]
+    assert fast.issues.as_dict()["bad_id"]["first_lines"] == bad_ids and len(bad_ids) == 2
+    assert len(fast.user) == 401 and "U\u00e9" in fast.user_names.to_pylist()

@@ -37,7 +37,6 @@ import io
 import os
 import re
 import zlib
-from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,7 +122,7 @@ class _open_jsonl:
         return False
 
 
-_BLOCK = 4 << 20  # compressed bytes read per block by the reader thread
+_BLOCK = 1 << 20  # compressed (or plain) bytes read per block by the reader thread
 
 
 def _read_blocks(path, out_queue, stop):
@@ -159,14 +158,15 @@ def _read_blocks(path, out_queue, stop):
     out_queue.put(None)
 
 
-def iter_line_blocks(path):
-    """Yield lists of lines (bytes, ``\\n`` removed) of a .jsonl or .jsonl.gz file, decompressing in a
-    background thread. Corrupt or truncated gzip raises DatasetError."""
+def iter_byte_blocks(path):
+    """Yield byte blocks of complete lines (each ends with ``\\n`` except possibly the file's last) of
+    a .jsonl or .jsonl.gz file, decompressing in a background thread. Corrupt or truncated gzip raises
+    DatasetError."""
     import queue
     import threading
 
     path = os.fspath(path)
-    q = queue.Queue(maxsize=8)
+    q = queue.Queue(maxsize=4)
     stop = threading.Event()
     thread = threading.Thread(target=_read_blocks, args=(path, q, stop), daemon=True)
     thread.start()
@@ -181,12 +181,15 @@ def iter_line_blocks(path):
                     raise DatasetError(f"{path}: corrupt or truncated gzip file ({data}); "
                                        "re-download it or pass the uncompressed .jsonl") from data
                 raise data
-            lines = data.split(b"\n")
-            lines[0] = rest + lines[0]
-            rest = lines.pop()
-            yield lines
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest += data
+                continue
+            block = rest + data[:cut + 1] if rest else data[:cut + 1]
+            rest = data[cut + 1:]
+            yield block
         if rest:
-            yield [rest]
+            yield rest
     finally:
         stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue
@@ -194,6 +197,20 @@ def iter_line_blocks(path):
                 q.get_nowait()
             except queue.Empty:
                 thread.join(0.01)
+
+
+def _split_lines(block):
+    lines = block.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def iter_line_blocks(path):
+    """Yield lists of lines (bytes, ``\\n`` removed) of a .jsonl or .jsonl.gz file (see
+    :func:`iter_byte_blocks`)."""
+    for block in iter_byte_blocks(path):
+        yield _split_lines(block)
 
 
 def _bad_reason(line):
@@ -282,7 +299,7 @@ class Reviews:
     item: np.ndarray  # int32 code into item_names
     rating: np.ndarray  # float64
     timestamp: np.ndarray  # float64 seconds
-    user_names: list
+    user_names: object  # a pyarrow StringArray (millions of users: never turned into Python strings)
     item_names: list
     item_index: dict  # item name -> code
     lines: int = 0
@@ -290,89 +307,162 @@ class Reviews:
     issues: LineIssues = field(default_factory=LineIssues)
 
 
-def read_reviews(path, progress=False):
-    """Stream one reviews file into :class:`Reviews` (see the module docstring for the line rules)."""
+def names_of(names, codes):
+    """The names (Python strings) of int ``codes`` in a list or a pyarrow StringArray vocabulary."""
+    if isinstance(names, list):
+        return [names[c] for c in np.asarray(codes).tolist()]
+    import pyarrow as pa
+
+    return names.take(pa.array(np.asarray(codes, dtype=np.int64))).to_pylist()
+
+
+def _fast_block(block, n_lines, options, keys):
+    """Parse a block of lines with pyarrow's C++ JSON reader. Returns the 4 columns only when the result
+    is certainly what the line-by-line rules give (valid UTF-8, one row per line, no null, ids strings,
+    numbers in range); ``None`` sends the block to the line-by-line path."""
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    try:
+        block.decode("utf-8")
+        table = pj.read_json(io.BytesIO(block), read_options=options[0], parse_options=options[1])
+    except Exception:  # noqa: BLE001 - any parse problem: the exact rules decide line by line
+        return None
+    if table.num_rows != n_lines:
+        return None
+    cols = [table.column(k) for k in keys]
+    if any(c.null_count for c in cols):
+        return None
+    t, r = cols[3], cols[2]
+    if n_lines and (pc.min(t).as_py() < 0 or pc.max(t).as_py() >= 10 ** 17
+                    or not pc.all(pc.is_finite(r)).as_py()
+                    or pc.max(pc.abs(r)).as_py() >= 1e300):
+        return None
+    return [c.combine_chunks() for c in cols]
+
+
+def _slow_block(block, first_line, keys, issues, loads, stats):
+    """The exact line rules (module docstring) on one block; returns 4 lists and the line numbers."""
+    uk, ik, rk, tk = keys
+    U, I, R, T, L = [], [], [], [], []
+    add_issue = issues.add
+    lineno = first_line - 1
+    for lineno, line in enumerate(_split_lines(block), first_line):
+        try:
+            obj = loads(line)
+        except ValueError:
+            if line.strip():
+                add_issue(_bad_reason(line), lineno)
+            else:
+                stats["blank"] += 1
+            continue
+        try:
+            u = obj[uk]
+            it = obj[ik]
+            r = obj[rk]
+            t = obj[tk]
+        except KeyError:
+            add_issue("missing_field", lineno)
+            continue
+        except TypeError:  # a JSON array, string or number
+            add_issue("not_an_object", lineno)
+            continue
+        tt = type(t)
+        tr = type(r)
+        if type(u) is not str or type(it) is not str or (tt is not int and tt is not float) \
+                or (tr is not float and tr is not int):
+            if u is None or it is None or r is None or t is None:
+                add_issue("missing_field", lineno)
+            else:
+                add_issue("wrong_type", lineno)
+            continue
+        if not (0 <= t < 1e17) or not (-1e300 < r < 1e300):
+            add_issue("bad_value", lineno)
+            continue
+        U.append(u)
+        I.append(it)
+        R.append(r)
+        T.append(t)
+        L.append(lineno)
+    return U, I, R, T, L, lineno
+
+
+def _bad_codes(names):
+    """Boolean mask over a vocabulary (pyarrow StringArray): ids that are not valid tokens."""
+    import pyarrow.compute as pc
+
+    simple = pc.match_substring_regex(names, r"^[!#-~]+$").to_numpy(zero_copy_only=False)
+    bad = np.zeros(len(names), dtype=bool)
+    for k in np.flatnonzero(~simple).tolist():  # non-ASCII or odd characters: the exact Python rule
+        bad[k] = not valid_id(names[k].as_py())
+    return bad
+
+
+def read_reviews(path, progress=False, fast=True):
+    """Stream one reviews file into :class:`Reviews` (see the module docstring for the line rules).
+
+    Blocks of clean lines are parsed by pyarrow's C++ JSON reader (``fast``); any block where that could
+    differ from the line rules (a bad line, a blank line, a null, a wrong type) is parsed line by line
+    with orjson, so both give the same result."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
     path = os.fspath(path)
     schema = detect_schema(path, "reviews")
     spec = REVIEW_SCHEMAS[schema]
-    uk, ik, rk, tk = spec["user"], spec["item"], spec["rating"], spec["time"]
-    users, items = {}, {}
-    user_names, item_names = [], []
-    U, I, R, T = array("i"), array("i"), array("d"), array("d")
+    keys = (spec["user"], spec["item"], spec["rating"], spec["time"])
+    arrow_schema = pa.schema([(keys[0], pa.string()), (keys[1], pa.string()), (keys[2], pa.float64()),
+                              (keys[3], pa.int64())])
+    options = (pj.ReadOptions(use_threads=True, block_size=1 << 22),
+               pj.ParseOptions(explicit_schema=arrow_schema, unexpected_field_behavior="ignore"))
     issues = LineIssues()
-    add_issue = issues.add
-    loads = _loads
-    blank = 0
+    stats = {"blank": 0}
+    users, items, ratings, times, line_nos = [], [], [], [], []
     lineno = 0
     bar = _progress(path, "reading reviews", progress)
-    u_append, i_append, r_append, t_append = U.append, I.append, R.append, T.append
-    users_get, items_get = users.get, items.get
-    for block in iter_line_blocks(path):
+    for block in iter_byte_blocks(path):
+        n = block.count(b"\n") + (not block.endswith(b"\n"))
+        cols = _fast_block(block, n, options, keys) if fast else None
+        if cols is not None:
+            users.append(cols[0])
+            items.append(cols[1])
+            ratings.append(cols[2].to_numpy())
+            times.append(cols[3].to_numpy().astype(np.float64))
+            line_nos.append(np.arange(lineno + 1, lineno + n + 1, dtype=np.int64))
+        else:
+            U, I, R, T, L, _ = _slow_block(block, lineno + 1, keys, issues, _loads, stats)
+            users.append(pa.array(U, type=pa.string()))
+            items.append(pa.array(I, type=pa.string()))
+            ratings.append(np.array(R, dtype=np.float64))
+            times.append(np.array(T, dtype=np.float64))
+            line_nos.append(np.array(L, dtype=np.int64))
+        lineno += n
         if bar is not None:
-            bar.update(len(block))
-        for lineno, line in enumerate(block, lineno + 1):
-            try:
-                obj = loads(line)
-            except ValueError:
-                if line.strip():
-                    add_issue(_bad_reason(line), lineno)
-                else:
-                    blank += 1
-                continue
-            try:
-                u = obj[uk]
-                it = obj[ik]
-                r = obj[rk]
-                t = obj[tk]
-            except KeyError:
-                add_issue("missing_field", lineno)
-                continue
-            except TypeError:  # a JSON array, string or number
-                add_issue("not_an_object", lineno)
-                continue
-            tt = type(t)
-            tr = type(r)
-            if type(u) is not str or type(it) is not str or (tt is not int and tt is not float) \
-                    or (tr is not float and tr is not int):
-                if u is None or it is None or r is None or t is None:
-                    add_issue("missing_field", lineno)
-                else:
-                    add_issue("wrong_type", lineno)
-                continue
-            if not (0 <= t < 1e17) or not (-1e300 < r < 1e300):
-                add_issue("bad_value", lineno)
-                continue
-            uc = users_get(u)
-            if uc is None:
-                uc = len(user_names) if valid_id(u) else -1
-                users[u] = uc
-                if uc >= 0:
-                    user_names.append(u)
-            ic = items_get(it)
-            if ic is None:
-                ic = len(item_names) if valid_id(it) else -1
-                items[it] = ic
-                if ic >= 0:
-                    item_names.append(it)
-            if uc < 0 or ic < 0:
-                add_issue("bad_id", lineno)
-                continue
-            u_append(uc)
-            i_append(ic)
-            r_append(r)
-            t_append(t)
+            bar.update(n)
     if bar is not None:
         bar.close()
-    del users
-    item_index = {k: v for k, v in items.items() if v >= 0}
-    ts = np.frombuffer(T, dtype=np.float64)
+    user_enc = pa.concat_arrays(users).dictionary_encode() if users else pa.array([], pa.string()).dictionary_encode()
+    item_enc = pa.concat_arrays(items).dictionary_encode() if items else pa.array([], pa.string()).dictionary_encode()
+    del users, items
+    user = user_enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    item = item_enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    rating = np.concatenate(ratings) if ratings else np.zeros(0)
+    ts = np.concatenate(times) if times else np.zeros(0)
+    lines_of_rows = np.concatenate(line_nos) if line_nos else np.zeros(0, dtype=np.int64)
+    bad_user, bad_item = _bad_codes(user_enc.dictionary), _bad_codes(item_enc.dictionary)
+    bad = bad_user[user] | bad_item[item] if len(user) else np.zeros(0, dtype=bool)
+    if bad.any():
+        for ln in lines_of_rows[bad].tolist():
+            issues.add("bad_id", ln)
+        keep = ~bad
+        user, item, rating, ts = user[keep], item[keep], rating[keep], ts[keep]
+    item_names = item_enc.dictionary.to_pylist()
+    item_index = {name: k for k, name in enumerate(item_names) if not bad_item[k]}
     if spec["time_scale"] != 1.0:
         ts = ts / spec["time_scale"]
-    return Reviews(schema=schema, user=np.frombuffer(U, dtype=np.int32).copy(),
-                   item=np.frombuffer(I, dtype=np.int32).copy(),
-                   rating=np.frombuffer(R, dtype=np.float64).copy(), timestamp=np.array(ts, dtype=np.float64),
-                   user_names=user_names, item_names=item_names, item_index=item_index,
-                   lines=lineno, blank_lines=blank, issues=issues)
+    return Reviews(schema=schema, user=user, item=item, rating=rating, timestamp=ts,
+                   user_names=user_enc.dictionary, item_names=item_names, item_index=item_index,
+                   lines=lineno, blank_lines=stats["blank"], issues=issues)
 
 
 @dataclass

@@ -150,7 +150,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
 
     # ---- strings per kept row -------------------------------------------------------------------
     un, inm = rv.user_names, rv.item_names
-    users_col = [un[u] for u in res.user.tolist()]
+    users_col = amazon.names_of(un, res.user)
     items_col = [inm[i] for i in res.item.tolist()]
     base = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in
             zip(users_col, items_col, _float_str(res.rating), _float_str(res.timestamp))]

@@ -37,10 +37,14 @@ class SplitResult:
 
 def _rank(names, codes):
     """Rank (string order) of each name in ``codes`` (unique int codes); returns a dense array over
-    all codes where only ``codes`` entries are meaningful."""
+    all codes where only ``codes`` entries are meaningful. ``names``: a list or a pyarrow StringArray."""
+    from recbole_blairclip.data.amazon import names_of
+
     rank = np.zeros(len(names), dtype=np.int64)
-    order = sorted(codes.tolist(), key=names.__getitem__)
-    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    strings = names_of(names, codes)
+    order = sorted(range(len(strings)), key=strings.__getitem__)
+    rank[codes[np.asarray(order, dtype=np.int64)]] = np.arange(len(order), dtype=np.int64)
     return rank
 
 
