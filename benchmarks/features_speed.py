@@ -77,7 +77,8 @@ def main(argv=None):
                 enc = TextEncoder(name, max_length=max_length, batch_size=32, device="cpu")
                 n = args.texts if "base" not in label else min(args.texts, args.base_texts)
                 enc.encode(texts[:8])
-                tokens = sum(min(max_length, len(x)) for x in enc.tokenizer(texts[:n])["input_ids"])
+                ids = enc.tokenizer(texts[:n], truncation=True, max_length=max_length)["input_ids"]
+                tokens = sum(len(x) for x in ids)
                 _, sec = timed(enc.encode, texts[:n])
                 rows.append((f"text: {label}, max_length {max_length}", n, sec, f"{n / sec:.1f} texts/s",
                              f"{tokens / sec:.0f} tokens/s, mean {tokens / n:.0f} tokens"))

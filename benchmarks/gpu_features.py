@@ -167,7 +167,8 @@ def main(argv=None):
         for max_length in (512, 128):
             enc = TextEncoder(rob, max_length=max_length, batch_size=args.batch_size, device=args.device, fp16=fp16)
             enc.encode(texts[: args.batch_size])  # warm-up
-            n_tokens = sum(min(max_length, len(ids)) for ids in enc.tokenizer(texts)["input_ids"])
+            ids = enc.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+            n_tokens = sum(len(x) for x in ids)
             with Stage(device) as st:
                 out = enc.encode(texts)
             assert out.shape == (len(texts), enc.dim) and np.isfinite(out).all()

@@ -38,6 +38,7 @@ def add_arguments(parser):
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     g.add_argument("--no-fp16", action="store_true", help="run in fp32 on CUDA too")
     g.add_argument("--chunk-size", type=int, default=1024, help="items per resumable chunk (default 1024)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -53,7 +54,7 @@ def main(args):
         image_batch_size=args.image_batch_size, device=args.device, fp16=not args.no_fp16,
         chunk_size=args.chunk_size, download_workers=args.workers, download_timeout=args.timeout,
         download_retries=args.retries, max_image_bytes=int(args.max_image_mb * 1024 * 1024),
-        progress=not args.no_progress)
+        threads=args.threads, progress=not args.no_progress)
     meta = feats.meta
     print(f"{meta['dataset']}: {meta['num_items']} items, {meta['seconds']:.1f} s")
     if meta["text"]:

@@ -116,7 +116,7 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
                      max_length=None, text_revision=None, image_revision=None, pixels_size=16, pixels_pca=None,
                      batch_size=32, image_batch_size=64, device=None, fp16=True, chunk_size=1024,
                      download_workers=8, download_timeout=10.0, download_retries=2,
-                     max_image_bytes=sources.DEFAULT_MAX_IMAGE_BYTES, load_workers=4, progress=True):
+                     max_image_bytes=sources.DEFAULT_MAX_IMAGE_BYTES, load_workers=4, threads=None, progress=True):
     """Extract text and image features for every item of ``dataset_dir`` (``dataset_atomic/<name>``).
 
     Args:
@@ -133,6 +133,7 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
         download_workers, download_timeout (s), download_retries, max_image_bytes: download limits.
         load_workers: threads decoding image files and running the image encoder's CPU step, a batch each,
             ahead of the model.
+        threads: torch CPU threads (``torch.set_num_threads``) for this process; None leaves torch's default.
         progress: show tqdm bars.
 
     Returns:
@@ -142,6 +143,10 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
     from recbole_blairclip.features.text import TextEncoder
 
     started = time.time()
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         raise DatasetError(f"{dataset_dir}: dataset folder not found; convert a dataset into dataset_atomic/<name>/")

@@ -219,8 +219,8 @@ class Features:
                 continue
             if token not in position:
                 raise DatasetError(f"item '{token}' is not in {self.meta.get('item_file')} of the features "
-                                   f"({self.meta.get('dataset')}.features.json); the features belong to another version of "
-                                   "the dataset: rerun `blairclip features` on it")
+                                   f"({self.meta.get('dataset')}.features.json); the features belong to another "
+                                   "version of the dataset: rerun `blairclip features` on it")
             index.append(position[token])
         index = np.asarray(index, dtype=np.int64)
 
