@@ -13,7 +13,9 @@ import torch
 from conftest import SHARED_DATA, write_tiny_dataset
 
 from recbole_blairclip.evaluation import crosscheck
-from recbole_blairclip.evaluation.protocol import PHASE_ATTR, ProtocolCollector, pessimistic_topk
+from recbole.evaluator.collector import Collector
+
+from recbole_blairclip.evaluation.protocol import PHASE_ATTR, ProtocolCollector, mean_ranks, pessimistic_topk
 from recbole_blairclip.quick_start import build_model, build_trainer, make_config, prepare
 
 MODELS = ("BPR", "SASRec", "TFIDF")
@@ -157,6 +159,22 @@ def test_auc_and_topk_with_ties_hand_worked(dumps):
     assert result["recall@10"] == pytest.approx(1.0)
     assert result["mrr@10"] == pytest.approx((1 / 4 + 1) / 2)
     assert result["ndcg@10"] == pytest.approx((1 / np.log2(5) + 1) / 2)
+
+
+def test_sort_free_mean_ranks_equal_recbole_sort(dumps):
+    """The collector's counted average ranks equal RecBole's own sort-based rec.meanrank, ties included."""
+    config = dumps["BPR"][1].config
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (50, 80), generator=gen).float()  # many ties
+    scores[:, 0] = float("-inf")
+    scores[torch.rand(50, 80, generator=gen) < 0.2] = float("-inf")  # masked candidates
+    positive_u = torch.cat([torch.arange(50), torch.arange(0, 50, 3)])  # some rows with two targets
+    positive_i = torch.cat([torch.full((50,), 1), torch.full((len(range(0, 50, 3)),), 2)])
+    scores[positive_u, positive_i] = torch.randint(0, 6, (len(positive_u),), generator=gen).float()
+    recbole = Collector(config)
+    recbole.eval_batch_collect(scores, None, positive_u, positive_i)
+    expected = recbole.data_struct.get("rec.meanrank")
+    assert torch.allclose(mean_ranks(scores, positive_u, positive_i).float(), expected.float())
 
 
 @pytest.mark.parametrize("model", MODELS + ("Pop",))

@@ -9,10 +9,11 @@ Sparse throughout. The item matrix X (items x vocabulary, rows as fitted by scik
 three 1-D arrays of a CSR matrix and rebuilt as a torch sparse CSR tensor on the model's device (CUDA
 when present) for scoring. A batch of users is scored as
 
-    P = W @ X            (users x items sparse history weights) @ (items x vocab sparse) -> users x vocab
+    P^T = sum of w * X[i]   over each user's history items i: the non-zeros of those rows scattered into
+                         a dense vocabulary x users block
     S = (X @ P^T)^T      sparse x dense -> users x items, divided by |P_u| |X_j|   (cosine)
 
-so the only dense blocks are users x vocabulary (in chunks bounded by ``_DENSE_BUDGET`` floats) and the
+so the only dense blocks are vocabulary x users (in chunks bounded by ``_DENSE_BUDGET`` floats) and the
 users x items score matrix every full-sort model returns; an items x vocabulary dense matrix never exists.
 
 The history of a user is the ``item_id_list`` / ``item_length`` of the evaluation row when present (the
@@ -127,7 +128,8 @@ class TFIDF(GeneralRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.text_fields = list(config["text_fields"] or [])
+        fields = config["text_fields"] or []
+        self.text_fields = [fields] if isinstance(fields, str) else list(fields)
         if not self.text_fields:
             raise ConfigError("TFIDF needs at least one item text field in text_fields (e.g. [item_text])")
         self.user_profile = config["user_profile"]
@@ -155,17 +157,21 @@ class TFIDF(GeneralRecommender):
 
     # ----------------------------------------------------------------------------------------- build
     def _fit_items(self, config, dataset):
-        """The items x vocabulary TF-IDF matrix (scipy CSR, float32); row 0 (padding) and empty texts = 0."""
+        """The items x vocabulary TF-IDF matrix (scipy CSR, float32); row 0 (padding) and empty texts = 0.
+
+        The vocabulary and idf are fitted on the items that have text (items without meta data do not
+        count as documents), then every item is transformed."""
         import scipy.sparse as sp
 
         docs = item_documents(dataset, self.text_fields)
         vectorizer = build_vectorizer(config)
         real = docs[1:]
-        if not any(d.strip() for d in real):
+        with_text = [d for d in real if d.strip()]  # idf counts the documents that have text
+        if not with_text:
             self.vocabulary_size = 0
             return sp.csr_matrix((len(docs), 0), dtype=np.float32)
         try:
-            fitted = vectorizer.fit_transform(real)
+            fitted = vectorizer.fit(with_text).transform(real)
         except ValueError as exc:  # empty vocabulary after min_df / max_df / stop words, min_df > max_df
             raise ConfigError(f"TFIDF could not build a vocabulary from {self.text_fields}: {exc}") from None
         matrix = sp.vstack([sp.csr_matrix((1, fitted.shape[1]), dtype=np.float32), fitted]).tocsr()
@@ -227,8 +233,37 @@ class TFIDF(GeneralRecommender):
             weights = (present & (age == 0)).float()
         return weights
 
+    def profile_entries(self, hist, weights):
+        """The user profiles as coalesced sparse entries: (term, user) indices, values, and profile norms.
+
+        Profile of a user = sum over its history items i of weight_i * X[i]; only the non-zeros of those
+        rows are touched.
+        """
+        device = self.item_val.device
+        n_users = hist.shape[0]
+        keep = weights > 0
+        users = torch.arange(n_users, device=device)[:, None].expand_as(hist)[keep]
+        items, w = hist[keep], weights[keep]
+        starts = self.item_crow[items]
+        counts = self.item_crow[items + 1] - starts
+        first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        index = torch.repeat_interleave(starts, counts) + torch.arange(int(counts.sum()), device=device) - first
+        entries = torch.sparse_coo_tensor(
+            torch.stack([self.item_col[index], torch.repeat_interleave(users, counts)]),
+            self.item_val[index] * torch.repeat_interleave(w, counts),
+            (int(self.n_terms), n_users),
+            check_invariants=False,
+        ).coalesce()
+        indices, values = entries.indices(), entries.values()
+        norms = torch.zeros(n_users, device=device).index_add_(0, indices[1], values * values).sqrt()
+        return indices, values, norms
+
     def score_histories(self, hist, weights):
-        """Cosine scores (users x items) of the weighted history profiles against every item."""
+        """Cosine scores (users x items) of the weighted history profiles against every item.
+
+        Users are scored in chunks; each chunk's profiles go into one reused dense vocabulary x users
+        block (only the touched entries are written and cleared again), multiplied by the sparse X.
+        """
         n_users = hist.shape[0]
         n_terms = int(self.n_terms)
         device = self.item_val.device
@@ -236,20 +271,20 @@ class TFIDF(GeneralRecommender):
         if n_terms == 0 or n_users == 0:
             return torch.zeros(n_users, self.n_items, device=device)
         X = self.item_matrix()
-        chunk = max(1, _DENSE_BUDGET // n_terms)
-        out = []
+        chunk = max(1, min(n_users, _DENSE_BUDGET // n_terms))
+        block = torch.zeros(n_terms, chunk, device=device)
+        out = torch.empty(n_users, self.n_items, device=device)
         for start in range(0, n_users, chunk):
-            h, w = hist[start : start + chunk], weights[start : start + chunk]
-            rows = torch.arange(h.shape[0], device=device)[:, None].expand_as(h)
-            keep = w > 0
-            W = torch.sparse_coo_tensor(
-                torch.stack([rows[keep], h[keep]]), w[keep], (h.shape[0], self.n_items), check_invariants=False
-            ).coalesce()
-            profile = torch.sparse.mm(W.to_sparse_csr(), X).to_dense()  # users x vocab (dense block)
-            dots = torch.sparse.mm(X, profile.t().contiguous()).t()  # users x items
-            denom = profile.norm(dim=1)[:, None] * self.item_norm[None, :]
-            out.append(torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), device=device)))
-        return torch.cat(out, dim=0)
+            stop = min(start + chunk, n_users)
+            if stop - start < block.shape[1]:
+                block = torch.zeros(n_terms, stop - start, device=device)
+            indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
+            block[indices[0], indices[1]] = values
+            dots = torch.sparse.mm(X, block)  # items x users: sparse x dense
+            block[indices[0], indices[1]] = 0.0
+            denom = self.item_norm[:, None] * norms[None, :]
+            out[start:stop] = torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), device=device)).t()
+        return out
 
     # ------------------------------------------------------------------------------- RecBole model API
     def forward(self):

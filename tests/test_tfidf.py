@@ -1,0 +1,235 @@
+"""TFIDF model: scores against hand-worked TF-IDF and scikit-learn, profiles, empty texts, bad input,
+sparse chunking, and a saved checkpoint reloaded after a run through recbole_blairclip.run."""
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from recbole.data.interaction import Interaction
+
+from conftest import write_tiny_dataset
+
+import recbole_blairclip
+from recbole_blairclip.errors import ConfigError, DatasetError
+from recbole_blairclip.evaluation import crosscheck
+from recbole_blairclip.model import tfidf as tfidf_module
+from recbole_blairclip.quick_start import build_model, build_trainer, load_best, make_config, prepare
+
+DOCS = {"a": "Red apple fruit", "b": "green APPLE", "c": "red car"}
+# user -> items in time order: train = all but the last two (last one if only two), valid, test
+# d and e occur only in interactions (no item row, so no text): they do not count as documents for idf
+USERS = {"u1": ["a", "b", "c"], "u2": ["b", "a"], "u3": ["c", "a", "b"], "u4": ["d", "e", "a"]}
+
+
+def write_three_docs(root, name="three", docs=DOCS, item_header="item_id:token\titem_text:token_seq"):
+    folder = os.path.join(root, name)
+    os.makedirs(folder, exist_ok=True)
+    plain = "user_id:token\titem_id:token\trating:float\ttimestamp:float"
+    files = {p: [plain + ("\titem_id_list:token_seq" if p != "train" else "")] for p in ("train", "valid", "test")}
+    files["train_seq"] = [plain + "\titem_id_list:token_seq"]
+    files["inter"] = [plain]
+    for user, items in USERS.items():
+        for k, item in enumerate(items):
+            line = f"{user}\t{item}\t5.0\t{1000 + k}.0"
+            part = "test" if k == len(items) - 1 else ("valid" if k == len(items) - 2 and len(items) >= 3 else "train")
+            files["inter"].append(line)
+            hist = " ".join(items[:k])
+            if part == "train":
+                files["train"].append(line)
+                if k:
+                    files["train_seq"].append(f"{line}\t{hist}")
+            else:
+                files[part].append(f"{line}\t{hist}")
+    for part, lines in files.items():
+        suffix = "inter" if part == "inter" else f"{part}.inter"
+        with open(os.path.join(folder, f"{name}.{suffix}"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    with open(os.path.join(folder, f"{name}.item"), "w", encoding="utf-8") as f:
+        f.write(item_header + "\n")
+        for item, text in docs.items():
+            f.write(f"{item}\t{text}\n" if "\t" in item_header else f"{item}\n")
+    return folder
+
+
+def config_dict(tmp_path, **extra):
+    d = {
+        "data_path": str(tmp_path / "dataset_atomic"),
+        "output_dir": str(tmp_path / "out"),
+        "show_progress": False,
+        "eval_batch_size": 4096,
+        "metric_decimal_place": 10,
+    }
+    d.update(extra)
+    return d
+
+
+def build(tmp_path, dataset="three", **extra):
+    config = make_config("TFIDF", dataset, config_dict=config_dict(tmp_path, **extra))
+    ds, train_data, valid_data, test_data = prepare(config)
+    return config, ds, build_model(config, train_data), (train_data, valid_data, test_data)
+
+
+def hand_vectors():
+    """TF-IDF of the three documents worked out from the formulas (smooth idf, sublinear tf, l2 rows)."""
+    vocab = ["apple", "car", "fruit", "green", "red"]
+    idf_df2 = math.log(4 / 3) + 1  # ln((1 + n) / (1 + df)) + 1 with n = 3 documents, df = 2
+    idf_df1 = math.log(4 / 2) + 1  # df = 1
+    raw = {
+        "a": [idf_df2, 0, idf_df1, 0, idf_df2],  # apple, fruit, red (tf = 1 -> 1 + ln 1 = 1)
+        "b": [idf_df2, 0, 0, idf_df1, 0],  # apple, green (lower-cased)
+        "c": [0, idf_df1, 0, 0, idf_df2],  # car, red
+    }
+    return vocab, {k: np.array(v) / np.linalg.norm(v) for k, v in raw.items()}
+
+
+def scores_for(model, ds, history, **kw):
+    ids = [ds.token2id("item_id", t) for t in history]
+    inter = Interaction(
+        {
+            "user_id": torch.tensor([1]),
+            "item_id_list": torch.tensor([ids]),
+            "item_length": torch.tensor([len(ids)]),
+        }
+    )
+    scores = model.full_sort_predict(inter).view(-1).numpy()
+    return {t: scores[ds.token2id("item_id", t)] for t in DOCS}
+
+
+def cosine(p, q):
+    return float(p @ q / (np.linalg.norm(p) * np.linalg.norm(q)))
+
+
+def test_scores_match_hand_worked_tfidf_and_sklearn(tmp_path):
+    write_three_docs(str(tmp_path / "dataset_atomic"))
+    _, ds, model, _ = build(tmp_path)
+    _, vec = hand_vectors()
+    # scikit-learn on the same three documents, as an independent second reference
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    sk = TfidfVectorizer(sublinear_tf=True).fit_transform(list(DOCS.values()))
+    sk_sim = cosine_similarity(sk)
+    got = scores_for(model, ds, ["a"])
+    for j, item in enumerate(DOCS):
+        assert got[item] == pytest.approx(cosine(vec["a"], vec[item]), abs=1e-6)
+        assert got[item] == pytest.approx(sk_sim[0, j], abs=1e-6)
+    assert got["a"] == pytest.approx(1.0, abs=1e-6)
+    # mean profile of a and b
+    got = scores_for(model, ds, ["a", "b"])
+    profile = (vec["a"] + vec["b"]) / 2
+    for item in DOCS:
+        assert got[item] == pytest.approx(cosine(profile, vec[item]), abs=1e-6)
+    assert scores_for(model, ds, ["b"])["c"] == pytest.approx(0.0, abs=1e-7)  # no shared term
+
+
+@pytest.mark.parametrize("profile,weights", [("recency", (0.5, 1.0)), ("last", (0.0, 1.0))])
+def test_recency_and_last_item_profiles(tmp_path, profile, weights):
+    write_three_docs(str(tmp_path / "dataset_atomic"))
+    _, ds, model, _ = build(tmp_path, user_profile=profile, recency_decay=0.5)
+    _, vec = hand_vectors()
+    got = scores_for(model, ds, ["a", "b"])  # b is the most recent
+    p = weights[0] * vec["a"] + weights[1] * vec["b"]
+    for item in DOCS:
+        assert got[item] == pytest.approx(cosine(p, vec[item]), abs=1e-6)
+
+
+def test_protocol_hands_train_and_valid_items_at_test(tmp_path):
+    """At test time u1's profile is its train item a plus its valid item b (as SASRec's input)."""
+    write_three_docs(str(tmp_path / "dataset_atomic"))
+    config, ds, model, (train_data, valid_data, test_data) = build(tmp_path)
+    trainer = build_trainer(config, model)
+    dump = crosscheck.collect_scores(trainer, test_data)
+    _, vec = hand_vectors()
+    row = list(dump["users"]).index(ds.token2id("user_id", "u1"))
+    scores = dump["scores"][row]
+    c = ds.token2id("item_id", "c")
+    assert scores[c] == pytest.approx(cosine((vec["a"] + vec["b"]) / 2, vec["c"]), abs=1e-6)
+    assert np.isneginf(scores[ds.token2id("item_id", "a")]) and np.isneginf(scores[ds.token2id("item_id", "b")])
+    # without the protocol's history the model falls back to the training history only (a)
+    stored = model.full_sort_predict(Interaction({"user_id": torch.tensor([ds.token2id("user_id", "u1")])}))
+    assert float(stored[c]) == pytest.approx(cosine(vec["a"], vec["c"]), abs=1e-6)
+
+
+def test_empty_texts_give_zero_scores_not_nan(tmp_path):
+    docs = {"a": "red apple", "b": "", "c": "red car"}
+    write_three_docs(str(tmp_path / "dataset_atomic"), docs=docs)
+    _, ds, model, _ = build(tmp_path)
+    got = scores_for(model, ds, ["a"])
+    assert got["b"] == 0.0 and got["a"] == pytest.approx(1.0)
+    got = scores_for(model, ds, ["b"])  # a history whose only item has no text
+    assert all(v == 0.0 for v in got.values())
+    # a catalogue without any text at all: every score 0
+    write_three_docs(str(tmp_path / "dataset_atomic"), name="blank", docs={"a": "", "b": "", "c": ""})
+    _, ds, model, _ = build(tmp_path, dataset="blank")
+    scores = model.full_sort_predict(Interaction({"user_id": torch.arange(1, 4)}))
+    assert torch.isfinite(scores).all() and (scores == 0).all()
+
+
+def test_missing_text_field_names_needed_and_existing_fields(tmp_path):
+    write_three_docs(str(tmp_path / "dataset_atomic"), item_header="item_id:token")
+    with pytest.raises(DatasetError) as err:
+        build(tmp_path)
+    message = str(err.value)
+    assert "'item_text'" in message and "item_id" in message and "three.item" in message
+    # a field that is in the file but not loaded: the message says to add it to load_col
+    write_three_docs(str(tmp_path / "dataset_atomic"), name="other")
+    with pytest.raises(DatasetError, match="load_col"):
+        build(tmp_path, dataset="other", load_col={"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"]})
+
+
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("user_profile", "median", "user_profile"),
+        ("tfidf_norm", "l3", "tfidf_norm"),
+        ("tfidf_ngram_range", [2, 1], "tfidf_ngram_range"),
+        ("text_fields", [], "text_fields"),
+        ("tfidf_min_df", 5, "vocabulary"),
+    ],
+)
+def test_bad_config_values(tmp_path, key, value, match):
+    write_three_docs(str(tmp_path / "dataset_atomic"))
+    with pytest.raises(ConfigError, match=match):
+        build(tmp_path, **{key: value})
+
+
+def test_chunked_scoring_equals_one_block_and_state_is_sparse(tmp_path, monkeypatch):
+    write_tiny_dataset(str(tmp_path / "dataset_atomic"), n_users=20, n_items=30)
+    _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2])
+    users = Interaction({"user_id": torch.arange(1, ds.user_num)})
+    whole = model.full_sort_predict(users)
+    monkeypatch.setattr(tfidf_module, "_DENSE_BUDGET", 1)  # one user per block
+    assert torch.allclose(model.full_sort_predict(users), whole, atol=1e-6)
+    n_terms = int(model.n_terms)
+    assert n_terms > 0
+    for name, buf in model.named_buffers():
+        assert buf.dim() <= 1, name  # CSR arrays and per-item norms only: no dense items x vocabulary
+    assert model.item_val.numel() < ds.item_num * n_terms
+    # predict() agrees with full_sort_predict for (user, item) pairs
+    pairs = Interaction({"user_id": torch.tensor([1, 2]), "item_id": torch.tensor([3, 5])})
+    full = model.full_sort_predict(Interaction({"user_id": torch.tensor([1, 2])})).view(2, -1)
+    assert torch.allclose(model.predict(pairs), full[[0, 1], [3, 5]])
+
+
+def test_saved_run_reloads_the_checkpoint(tiny_data):
+    result = recbole_blairclip.run("TFIDF", "tiny", config_dict=tiny_data, saved=True)
+    assert os.path.isfile(result["checkpoint"])
+    assert result["epochs"] == 1 and result["n_params"] == 1
+    assert set(result["test_result"]) >= {"recall@10", "recall@50", "ndcg@10", "mrr@10", "auc"}
+    assert result["n_test_users"] == 40
+    assert result["n_test_coldstart"] + result["n_test_warm"] == 40
+    assert result["test_result_warm"] is not None
+    # a fresh model with its state wiped, then the checkpoint: same scores, same test metrics
+    config = make_config("TFIDF", "tiny", config_dict=tiny_data)
+    _, train_data, _, test_data = prepare(config)
+    model = build_model(config, train_data)
+    trainer = build_trainer(config, model)
+    reference = crosscheck.collect_scores(trainer, test_data)
+    for buf in model.buffers():
+        buf.zero_()
+    trainer.saved_model_file = result["checkpoint"]
+    load_best(trainer)
+    again = crosscheck.collect_scores(trainer, test_data)
+    np.testing.assert_allclose(again["scores"], reference["scores"])
+    assert again["result"] == pytest.approx(result["test_result"], abs=1e-9)
