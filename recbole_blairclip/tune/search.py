@@ -324,9 +324,31 @@ def _final_run(model, dataset, config_files, config_dict):
 # results -> tables
 
 
-def _trial_status(trial, result):
+def saved_statuses(experiment_path):
+    """trial_id -> status as Ray last checkpointed the experiment (on Ctrl-C: before it stopped the
+    running trials, which it then marks TERMINATED in memory although a resume will rerun them)."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        return {t.trial_id: t.status for t in ExperimentAnalysis(experiment_path).trials}
+    except Exception:  # no readable checkpoint: fall back to the in-memory statuses
+        return {}
+
+
+def _last_run(rows):
+    """A trial resumed without a checkpoint starts again at epoch 1 and appends to its progress file."""
+    start = 0
+    for i in range(1, len(rows)):
+        if rows[i]["epoch"] <= rows[i - 1]["epoch"]:
+            start = i
+    return rows[start:]
+
+
+def _trial_status(trial, result, saved_status=None):
     if trial.status == "ERROR" or result.error is not None:
         return STATUS_FAILED
+    if saved_status is not None and saved_status not in ("TERMINATED", "ERROR"):
+        return STATUS_UNFINISHED
     if trial.status == "TERMINATED":
         # Ray marks a trial the scheduler stopped "done" too: only the trial itself knows it ran to its end
         finished = os.path.isfile(os.path.join(str(result.log_dir or trial.local_path), FINISHED))
@@ -334,12 +356,14 @@ def _trial_status(trial, result):
     return STATUS_UNFINISHED
 
 
-def collect_trials(results, param_names, mode):
-    """One record per trial (dict), plus the per-validation rows, from a Ray ResultGrid."""
+def collect_trials(results, param_names, mode, saved=None):
+    """One record per trial (dict), plus the per-validation rows, from a Ray ResultGrid
+    (``saved``: :func:`saved_statuses`)."""
     trials = results._experiment_analysis.trials  # same order as the ResultGrid's results
+    saved = saved or {}
     records, epochs = [], []
     for trial, result in zip(trials, results):
-        status = _trial_status(trial, result)
+        status = _trial_status(trial, result, saved.get(trial.trial_id))
         frame = result.metrics_dataframe
         rows = []
         if frame is not None and "valid_score" in frame:
@@ -350,6 +374,7 @@ def collect_trials(results, param_names, mode):
                     {"trial_id": trial.trial_id, "epoch": int(row["epoch"]), "valid_score": float(row["valid_score"]),
                      **{c[len("valid_"):]: float(row[c]) for c in valid_cols}}
                 )
+        rows = _last_run(rows)
         epochs.extend(rows)
         best_row = None
         if rows:
@@ -629,9 +654,11 @@ def tune(
             )
         with _quiet_ray_output(verbose):
             results = tuner.fit()
-        records, epochs = collect_trials(results, param_names, mode)
+        records, epochs = collect_trials(results, param_names, mode, saved_statuses(experiment_path))
         records.sort(key=_sort_key(mode))
-        interrupted = any(r["status"] == STATUS_UNFINISHED for r in records)
+        # Ctrl-C: a trial was running, or the search had not yet created all its trials
+        expected = samples * grid_size(parsed)
+        interrupted = any(r["status"] == STATUS_UNFINISHED for r in records) or len(records) < expected
 
         # ---- tables
         files = {
@@ -647,7 +674,8 @@ def tune(
         metric_cols = sorted({k for row in epochs for k in row} - {"trial_id", "epoch", "valid_score"})
         _write_atomic(files["epochs_csv"], _csv_text(epochs, ["trial_id", "epoch", "valid_score", *metric_cols]))
 
-        scored = [r for r in records if r["best_valid"] is not None and r["status"] != STATUS_FAILED]
+        # the best of the trials that ran to their end or were stopped by the scheduler
+        scored = [r for r in records if r["best_valid"] is not None and r["status"] in (STATUS_COMPLETED, STATUS_STOPPED)]
         best = scored[0] if scored else None
         test = None
         if best is not None:
