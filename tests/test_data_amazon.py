@@ -7,7 +7,7 @@ import pytest
 from recbole_blairclip.data import amazon
 from recbole_blairclip.data.atomic import read_columns
 from recbole_blairclip.data.convert import convert
-from recbole_blairclip.data.text import clean_text, to_category_tokens
+from recbole_blairclip.data.text import _TAG_RE, clean_text, to_category_tokens
 from recbole_blairclip.errors import DatasetError
 
 
@@ -78,6 +78,17 @@ def test_clean_text_rules():
     assert clean_text("a\x00b\x1fc\u2028d") == "a b c d"
     assert clean_text("") == "" and clean_text(None) == ""
     assert to_category_tokens(["Appliances", " Parts & Accessories "]) == "Appliances Parts_&_Accessories"
+    # the fast entity path agrees with html.unescape on random mixes of entities
+    import html
+    import random
+
+    rng = random.Random(0)
+    pieces = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&nbsp;", "&amp;amp;", "&copy;", "&#233;", "&", "a", " ",
+              "x&y", "&ampx", "&amp;lt;"]
+    for _ in range(3000):
+        v = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        want = " ".join(_TAG_RE.sub(" ", html.unescape(v)).replace('"', "''").split())
+        assert clean_text(v) == want, v
 
 
 def test_image_url_both_layouts():

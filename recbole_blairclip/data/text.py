@@ -10,6 +10,8 @@ import html
 import re
 
 _TAG_RE = re.compile(r"<[^<>]{0,2000}>")
+# an entity other than the five common ones (those are replaced without html.unescape, which is slow)
+_RARE_ENTITY_RE = re.compile(r"&(?!(?:lt|gt|quot|#39|nbsp|amp);)")
 # C0/C1 control characters and DEL that ``str.split()`` does not treat as whitespace become spaces;
 # ``"`` becomes ``''``. ``str.split()`` then removes every whitespace run (tabs, newlines, NBSP, U+2028).
 _ODD_RE = re.compile('[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"]')
@@ -27,7 +29,11 @@ def clean_text(value):
     if "<" in value:
         value = _TAG_RE.sub(" ", value)
     if "&" in value:
-        value = html.unescape(value)
+        if _RARE_ENTITY_RE.search(value) is None:  # only the common entities: plain replaces
+            value = (value.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+                     .replace("&#39;", "'").replace("&nbsp;", " ").replace("&amp;", "&"))
+        else:
+            value = html.unescape(value)
         if "<" in value:  # entities that spelled a tag (``&lt;br&gt;``)
             value = _TAG_RE.sub(" ", value)
     if _ODD_RE.search(value) is not None:
