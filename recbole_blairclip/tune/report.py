@@ -1,0 +1,174 @@
+"""A finished (or interrupted) Ray Tune search -> trial records, tables and the best configuration yaml.
+
+Statuses: ``completed`` (trained to its last epoch or RecBole's early stopping), ``stopped early`` (the
+scheduler ended it on its validation metric), ``failed`` (raised; its error is kept, never a score),
+``unfinished`` (interrupted or not started: a resume runs it again).
+"""
+import csv
+import io
+import os
+
+import yaml
+
+from recbole_blairclip.config import load_yaml
+from recbole_blairclip.tune.trial import FINISHED_KEY, plain
+
+STATUS_COMPLETED = "completed"
+STATUS_STOPPED = "stopped early"
+STATUS_FAILED = "failed"
+STATUS_UNFINISHED = "unfinished"
+
+
+def write_atomic(path, text):
+    """Write text to path through a temporary file in the same folder (never half-written)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def first_error_line(error):
+    """The most telling line of an error (the last 'SomethingError: ...' line of its text)."""
+    text = str(error or "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Interrupt")) and " " not in head:
+            return line[:300]
+    return (lines[-1] if lines else type(error).__name__)[:300]
+
+
+def saved_statuses(experiment_path):
+    """trial_id -> status as Ray last checkpointed the experiment. On Ctrl-C Ray checkpoints with the
+    running trials RUNNING, then stops them and marks them TERMINATED in memory; a resume reruns them."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        return {t.trial_id: t.status for t in ExperimentAnalysis(experiment_path).trials}
+    except Exception:  # no readable checkpoint (e.g. Ray client mode): use the in-memory statuses
+        return {}
+
+
+def _last_run(rows):
+    """A trial resumed without a checkpoint starts again at epoch 1 and appends to its progress file."""
+    start = 0
+    for i in range(1, len(rows)):
+        if rows[i]["epoch"] <= rows[i - 1]["epoch"]:
+            start = i
+    return rows[start:]
+
+
+def trial_status(trial, result, saved_status=None):
+    if trial.status == "ERROR" or result.error is not None:
+        return STATUS_FAILED
+    if saved_status is not None and saved_status not in ("TERMINATED", "ERROR"):
+        return STATUS_UNFINISHED
+    if trial.status == "TERMINATED":
+        # Ray marks a trial the scheduler stopped "done" too: only the trial knows it reached its end
+        return STATUS_COMPLETED if (result.metrics or {}).get(FINISHED_KEY) else STATUS_STOPPED
+    return STATUS_UNFINISHED
+
+
+def collect_trials(results, param_names, mode, saved=None):
+    """(records, epoch rows) from a Ray ResultGrid: one record per trial, one row per validation."""
+    trials = results._experiment_analysis.trials  # the ResultGrid's results are in this order
+    saved = saved or {}
+    records, epochs = [], []
+    for trial, result in zip(trials, results):
+        status = trial_status(trial, result, saved.get(trial.trial_id))
+        frame = result.metrics_dataframe
+        rows = []
+        if frame is not None and "valid_score" in frame:
+            frame = frame[frame["valid_score"].notna()]
+            metric_cols = [c for c in frame.columns if c.startswith("valid_") and c != "valid_score"]
+            for _, row in frame.iterrows():
+                values = {c[len("valid_"):]: float(row[c]) for c in metric_cols}
+                rows.append({"trial_id": trial.trial_id, "epoch": int(row["epoch"]),
+                             "valid_score": float(row["valid_score"]), **values})
+        rows = _last_run(rows)
+        epochs.extend(rows)
+        pick = max if mode == "max" else min
+        best_row = pick(rows, key=lambda r: r["valid_score"]) if rows else None
+        record = {"trial_id": trial.trial_id, "status": status}
+        record.update({name: plain(trial.config.get(name)) for name in param_names})
+        record.update(
+            best_valid=best_row["valid_score"] if best_row else None,
+            best_epoch=best_row["epoch"] if best_row else None,
+            epochs_run=rows[-1]["epoch"] if rows else 0,
+            validations=len(rows),
+            error=first_error_line(result.error) if status == STATUS_FAILED else "",
+            trial_dir=str(result.log_dir or trial.local_path or ""),
+        )
+        records.append(record)
+    records.sort(key=lambda r: (r["best_valid"] is None, 0.0 if r["best_valid"] is None
+                                else (-r["best_valid"] if mode == "max" else r["best_valid"])))
+    return records, epochs
+
+
+def best_record(records):
+    """The best of the trials that ran to their end or were stopped by the scheduler (records sorted)."""
+    for record in records:
+        if record["best_valid"] is not None and record["status"] in (STATUS_COMPLETED, STATUS_STOPPED):
+            return record
+    return None
+
+
+def csv_text(rows, columns):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+    return buffer.getvalue()
+
+
+def trials_csv(records, param_names):
+    columns = ["trial_id", *param_names, "best_valid", "best_epoch", "epochs_run", "validations", "status",
+               "error", "trial_dir"]
+    return csv_text(records, columns)
+
+
+def epochs_csv(rows):
+    metric_cols = sorted({k for row in rows for k in row} - {"trial_id", "epoch", "valid_score"})
+    return csv_text(rows, ["trial_id", "epoch", "valid_score", *metric_cols])
+
+
+def _md_cell(value):
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if value and (abs(value) < 1e-3 or abs(value) >= 1e4) else f"{value:.4f}"
+    return str(value).replace("|", "\\|")
+
+
+def trials_markdown(records, param_names, metric_name, title):
+    columns = ["trial_id", *param_names, "best_valid", "best_epoch", "epochs_run", "status", "error"]
+    header = ["trial", *param_names, f"best valid {metric_name}", "best epoch", "epochs run", "status", "error"]
+    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in records:
+        lines.append("| " + " | ".join(_md_cell(record.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def best_config_yaml(model, dataset, config_files, config_dict, params, metric_name, score):
+    """The best configuration as one self-contained yaml for ``run_recbole --config_files``: the run's
+    config files, then its config_dict, then the best trial's values (the search's own priority)."""
+    merged = {}
+    for path in config_files:
+        merged.update(load_yaml(path))
+    merged.update({k: v for k, v in config_dict.items() if k not in ("output_dir", "gpu_id", "use_gpu")})
+    merged.update(plain(params))
+    body = yaml.safe_dump(plain(merged), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    header = (
+        f"# Best configuration of a Ray Tune search: {model} on {dataset}, best valid {metric_name} = {score:.6g}.\n"
+        f"# Searched keys: {', '.join(params)}. Run it with:\n"
+        f"#   run_recbole --model={model} --dataset={dataset} --config_files=<this file>\n"
+    )
+    return header + body
+
+
+__all__ = [
+    "STATUS_COMPLETED", "STATUS_STOPPED", "STATUS_FAILED", "STATUS_UNFINISHED", "write_atomic",
+    "first_error_line", "saved_statuses", "trial_status", "collect_trials", "best_record", "trials_csv",
+    "epochs_csv", "trials_markdown", "best_config_yaml",
+]

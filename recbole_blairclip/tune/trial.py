@@ -1,0 +1,154 @@
+"""What runs inside Ray's worker processes: one trial, and the best configuration's test run.
+
+A trial builds the plugin's Config (run config files < base ``config_dict`` < the sampled values), trains
+with RecBole's trainer through :mod:`recbole_blairclip.quick_start`'s building blocks, and reports the
+**validation** metrics to Ray after every validation (``ray.air.session.report``, Ray 2.6). The test set
+is never evaluated in a trial. RecBole's log goes to ``<trial folder>/log/``; its console output is cut
+to warnings.
+"""
+import logging
+import os
+import sys
+import warnings
+
+FINISHED_KEY = "trial_finished"  # True in the last report of a trial that ran to its end
+
+_TRIAL_HANDLERS = []  # root-logger handlers the previous trial in this (reused) worker added
+
+
+def plain(value):
+    """numpy scalars / tuples -> plain Python values (yaml / json ready)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return value.item()
+    return value
+
+
+class _bare_argv:
+    """RecBole's Config reads ``--key=value`` from sys.argv: hide the worker's (or CLI's) own flags."""
+
+    def __enter__(self):
+        self.saved = sys.argv
+        sys.argv = sys.argv[:1]
+
+    def __exit__(self, *exc):
+        sys.argv = self.saved
+
+
+def _device_keys(gpu_ids):
+    # RecBole turns gpu_id into CUDA_VISIBLE_DEVICES: pass the physical ids Ray assigned to this worker
+    return {"gpu_id": ",".join(str(g) for g in gpu_ids), "use_gpu": bool(gpu_ids)}
+
+
+def trial_config(setup, params, output_dir, gpu_ids=()):
+    """The plugin Config of one trial: run config files < base config_dict < sampled params."""
+    from recbole_blairclip.quick_start import make_config
+
+    config_dict = dict(setup["config_dict"])
+    config_dict.update(plain(params))
+    config_dict.update(output_dir=output_dir, show_progress=False, **_device_keys(gpu_ids))
+    with _bare_argv():
+        return make_config(setup["model"], setup["dataset"], setup["config_files"], config_dict)
+
+
+def _trial_logging(config):
+    """RecBole's logger writing to <output_dir>/log/..., console only from WARNING up (quiet trials)."""
+    from recbole.utils import init_logger
+
+    root = logging.getLogger()
+    for handler in _TRIAL_HANDLERS:
+        root.removeHandler(handler)
+        handler.close()
+    _TRIAL_HANDLERS.clear()
+    others = list(root.handlers)
+    for handler in others:  # logging.basicConfig (used by RecBole) only acts on a handler-less root
+        root.removeHandler(handler)
+    previous = os.getcwd()
+    os.makedirs(config["output_dir"], exist_ok=True)
+    os.chdir(config["output_dir"])  # RecBole names ./log/<model>/... relative to the cwd
+    try:
+        init_logger(config)
+    finally:
+        os.chdir(previous)
+    _TRIAL_HANDLERS.extend(root.handlers)
+    for handler in root.handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+    for handler in others:
+        root.addHandler(handler)
+
+
+def run_trial(params, setup=None, dataset=None):
+    """Ray Tune function trainable: train one configuration, report validation metrics per validation.
+
+    ``setup``: model, dataset, config_files, config_dict, cpus_per_trial. ``dataset``: the driver's
+    RecBole Dataset shared through the object store, or None to read it here.
+    """
+    import ray
+    import torch
+    from ray.air import session
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_blairclip.quick_start import build_model, build_trainer, prepare
+
+    warnings.filterwarnings("ignore")  # RecBole / torch deprecation noise; errors still raise
+    torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
+    config = trial_config(setup, params, session.get_trial_dir(), ray.get_gpu_ids())
+    init_seed(config["seed"], config["reproducibility"])
+    _trial_logging(config)
+    logger = logging.getLogger()
+    logger.info(f"Ray Tune trial {session.get_trial_id()}: {plain(params)}")
+    logger.info(config)
+    if dataset is None:
+        _, train_data, valid_data, _ = prepare(config)
+    else:
+        dataset.config = config  # the driver's copy: same dataset keys, this trial's other keys
+        train_data, valid_data, _ = data_preparation(config, dataset)
+    model = build_model(config, train_data)
+    logger.info(model)
+    trainer = build_trainer(config, model)
+
+    last = {}
+    valid_epoch = trainer._valid_epoch
+
+    def capture_valid(*args, **kwargs):  # RecBole's callback only gets the score: keep every metric
+        score, result = valid_epoch(*args, **kwargs)
+        last["result"] = result
+        return score, result
+
+    trainer._valid_epoch = capture_valid
+    bigger = config["valid_metric_bigger"]
+    best = {"score": None}
+
+    def report(epoch_idx, valid_score):
+        score = float(valid_score)
+        if best["score"] is None or (score > best["score"] if bigger else score < best["score"]):
+            best["score"] = score
+        metrics = {"valid_score": score, "best_valid_score": best["score"], "epoch": epoch_idx + 1}
+        for key, value in (last.get("result") or {}).items():
+            metrics[f"valid_{key}"] = float(value)
+        early_stop = trainer.cur_step > trainer.stopping_step  # RecBole ends training after this callback
+        # the last validation: a scheduler that stops the trial now (ASHA at max_t) ends a complete run
+        metrics[FINISHED_KEY] = bool(early_stop or epoch_idx + 1 + trainer.eval_step > trainer.epochs)
+        session.report(metrics)
+
+    trainer.fit(train_data, valid_data, saved=False, show_progress=False, callback_fn=report)
+
+
+def final_run(model, dataset, config_files, config_dict):
+    """Train and test one configuration with :func:`recbole_blairclip.quick_start.run` (a Ray task)."""
+    import ray
+
+    from recbole_blairclip.quick_start import run
+
+    warnings.filterwarnings("ignore")
+    config_dict = dict(config_dict, **_device_keys(ray.get_gpu_ids()))
+    with _bare_argv():
+        return run(model, dataset, config_file_list=config_files, config_dict=config_dict, saved=True)
+
+
+__all__ = ["run_trial", "final_run", "trial_config", "plain", "FINISHED_KEY"]
