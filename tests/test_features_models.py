@@ -202,3 +202,25 @@ def test_minilm_alias_matches_sentence_transformers():
     st = pytest.importorskip("sentence_transformers")
     ref = st.SentenceTransformer(str(enc.source.location), device="cpu").encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_hub_id_from_local_cache_offline(tmp_path, monkeypatch, tiny_roberta):
+    """A hub id found in the Hugging Face cache loads offline; the snapshot's commit is the revision."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--test-org--tiny-roberta"
+    shutil.copytree(tiny_roberta, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = TextEncoder("test-org/tiny-roberta", max_length=20)
+    assert not enc.source.local and enc.source.revision == commit and enc.tag == "tiny-roberta"
+    assert enc.describe()["encoder"] == "test-org/tiny-roberta"
+    np.testing.assert_allclose(enc.encode(TEXTS[:3]), TextEncoder(tiny_roberta, max_length=20).encode(TEXTS[:3]),
+                               atol=1e-6)
+    with pytest.raises(ConfigError, match="cannot load text encoder 'test-org/tiny-roberta'"):
+        TextEncoder("test-org/tiny-roberta", revision="no-such-branch")
