@@ -264,7 +264,7 @@ def write_csv(path, records):
 def _bar_axes(ax, rows, stats, title):
     means = [s["mean"] if s and s.get("mean") is not None else 0.0 for s in stats]
     errs = [s["std"] if s and s.get("std") is not None else 0.0 for s in stats]
-    ax.bar(range(len(rows)), means, yerr=errs, capsize=3, color=[f"C{i % 10}" for i in range(len(rows))])
+    ax.bar(range(len(rows)), means, yerr=errs if any(errs) else None, capsize=3, color=[f"C{i % 10}" for i in range(len(rows))])
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(rows, rotation=35, ha="right", fontsize=8)
     ax.set_title(title, fontsize=10)
@@ -286,7 +286,9 @@ def plot_metrics(path, summary, dataset=""):
     for ax, metric in zip(axes, PLOT_METRICS):
         stats = [summary[r]["metrics"].get("overall", {}).get(metric) for r in rows]
         _bar_axes(ax, rows, stats, display_name(metric))
-    fig.suptitle(f"{dataset}: test metrics (mean ± std over seeds)", fontsize=11)
+    n_seeds = max((len(summary[r]["seeds_ok"]) for r in rows), default=0)
+    how = "mean ± std over seeds" if n_seeds > 1 else "one seed"
+    fig.suptitle(f"{dataset}: test metrics ({how})", fontsize=11)
     fig.tight_layout()
     _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
@@ -307,8 +309,9 @@ def plot_coldstart(path, summary, dataset=""):
         for j, view in enumerate(views):
             stats = [summary[r]["metrics"].get(view, {}).get(metric) for r in rows]
             xs = [i - 0.4 + width * (j + 0.5) for i in range(len(rows))]
+            errs = [s["std"] if s and s["std"] is not None else 0.0 for s in stats]
             ax.bar(xs, [s["mean"] if s and s["mean"] is not None else 0.0 for s in stats], width,
-                   yerr=[s["std"] if s and s["std"] is not None else 0.0 for s in stats], capsize=2,
+                   yerr=errs if any(errs) else None, capsize=2,
                    label=VIEW_TITLES.get(view, view), color=f"C{j}")
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(rows, rotation=35, ha="right", fontsize=8)

@@ -508,7 +508,12 @@ def benchmark(
             returncode, timed_out = _run_worker(spec_path, spec["worker_log"], display, timeout)
             record = _read_json(spec["result_path"])
             if record is None or timed_out:
-                why = f"timed out after {timeout}s" if timed_out else f"worker exited with status {returncode}"
+                if timed_out:
+                    why = f"timed out after {timeout}s"
+                elif returncode < 0:
+                    why = f"worker killed by signal {-returncode}" + (" (out of memory?)" if returncode == -9 else "")
+                else:
+                    why = f"worker exited with status {returncode}"
                 tail = _log_tail(spec["worker_log"])
                 record = {
                     "row": plan.row, "model": plan.model, "dataset": dataset, "seed": seed,
