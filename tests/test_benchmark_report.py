@@ -44,6 +44,7 @@ def test_config_priority_and_variants(tmp_path):
         embedding_size: 16
         learning_rate: 0.2
     """)
+    _write(tmp_path / "cfg" / "tuned" / "SASRec" / "best_config.yaml", "hidden_size: 32\n")  # tune's layout
     _write(tmp_path / "cfg" / "bpr_extra.yaml", "reg_weight: 0.5\n")
     bench_yaml = _write(tmp_path / "cfg" / "bench.yaml", """
         dataset: tiny
@@ -72,8 +73,8 @@ def test_config_priority_and_variants(tmp_path):
     # a variant: its base model, the base's config, then the row's own config and overrides
     assert plans["BPR-wide"].model == "BPR"
     assert wide["embedding_size"] == 128 and wide["learning_rate"] == 0.3 and wide["weight_decay"] == 0.01
-    # SASRec has no tuned file nor model_config: the shared values
-    assert sasrec["embedding_size"] == 8 and sasrec["learning_rate"] == 0.1
+    # SASRec has no model_config: the shared values, and its tuned best_config.yaml
+    assert sasrec["embedding_size"] == 8 and sasrec["learning_rate"] == 0.1 and sasrec["hidden_size"] == 32
     assert plans["BPR"].sources[0].endswith(os.path.join("tuned", "BPR.yaml"))
     assert not any(k in bpr for k in ("models", "seeds", "variants", "model_config", "config_files"))
 

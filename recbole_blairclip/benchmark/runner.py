@@ -11,7 +11,8 @@ which the runner takes out (everything else is a shared config override for ever
     models: [TFIDF, BPR, SASRec]        # rows in table order when --models is not given
     seeds: 3                            # a count (seed, seed+1, ...) or a list of seeds
     config_files: [sample.yaml]         # run config files, relative to this yaml's folder
-    model_config_dir: tuned/            # optional: <dir>/<Model>.yaml (e.g. `blairclip tune`'s best config)
+    model_config_dir: tuned/            # optional: <dir>/<Model>.yaml or <dir>/<Model>/best_config.yaml
+                                        # (`blairclip tune --out tuned/<Model>` writes the latter)
     model_config:                       # per model or row: extra config files and keys
       SASRec: {n_layers: 1}
     variants:                           # row name -> base model + overrides
@@ -21,7 +22,7 @@ which the runner takes out (everything else is a shared config override for ever
 
 Config of one row, lowest priority first: the plugin's packaged defaults; the shared config files and keys
 (in the order given); ``<model_config_dir>/<Model>.yaml``; ``model_config[<Model>]``; ``model_config[<row>]``
-and the variant's overrides; ``config_dict`` (the CLI's ``--key=value``); then the run's ``seed`` and
+and the variant's overrides; ``config_dict`` (the CLI's ``--set KEY=VALUE``); then the run's ``seed`` and
 ``output_dir``.
 
 Output folder ``<out>/<dataset>/<run>/``: ``results.csv``, ``results.json``, ``report.md``, ``metrics.png``,
@@ -191,6 +192,16 @@ def _check_model(name, row):
         pass
 
 
+def _tuned_files(config_dir, model):
+    """``<dir>/<Model>.yaml`` or ``<dir>/<Model>/best_config.yaml`` (``blairclip tune --out <dir>/<Model>``)."""
+    if not config_dir:
+        return []
+    for path in (os.path.join(config_dir, f"{model}.yaml"), os.path.join(config_dir, model, "best_config.yaml")):
+        if os.path.isfile(path):
+            return [path]
+    return []
+
+
 class RowPlan:
     """How one row of the table is run: base model and its merged config (without seed/output_dir)."""
 
@@ -210,11 +221,9 @@ def plan_rows(rows, bench, config_dict=None):
             raise ConfigError(f"variant {row!r}: its model {model!r} is itself a variant; name a model")
         config, sources = dict(RUN_DEFAULTS), []
         config.update(bench.shared)
-        if config_dir:
-            path = os.path.join(config_dir, f"{model}.yaml")
-            if os.path.isfile(path):
-                config.update(load_yaml(path))
-                sources.append(os.path.abspath(path))
+        for path in _tuned_files(config_dir, model):
+            config.update(load_yaml(path))
+            sources.append(os.path.abspath(path))
         layers = [model_config.get(model, {})]
         if row != model:
             layers.append(model_config.get(row, {}))
@@ -407,7 +416,7 @@ def benchmark(
         models: row names, a list or ``"TFIDF,BPR,SASRec"`` (default: the benchmark yaml's ``models``).
         seeds: a count or a list of seeds (default: the yaml's ``seeds``, else 1 seed, 2020).
         config_files: run config files and/or benchmark yaml files (see the module doc).
-        config_dict: overrides applied to every row, above everything else (the CLI's ``--key=value``).
+        config_dict: overrides applied to every row, above everything else (the CLI's ``--set KEY=VALUE``).
         out: results root; the run folder is ``<out>/<dataset>/<run_name>``.
         run_name: default: the benchmark yaml's ``run_name``, else its file name, else ``default``.
         force: re-run (row, seed) pairs that already finished.
