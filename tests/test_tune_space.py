@@ -175,3 +175,37 @@ def test_cli_reports_bad_space_in_one_line(data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("blairclip tune: error: ") and "low < high" in err and len(err.strip().splitlines()) == 1
+
+
+def test_trial_config_priority_devices_and_paths(data, tmp_path, monkeypatch):
+    """A trial's config: files < base config_dict < sampled values; Ray's GPU ids become RecBole's gpu_id."""
+    from recbole_blairclip.tune.trial import trial_config
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # restored after the test
+    run_yaml = _write(tmp_path, "learning_rate: 0.1\nepochs: 7\nembedding_size: 16\n", name="run.yaml")
+    setup = {"model": "BPR", "dataset": "tiny", "config_files": [run_yaml],
+             "config_dict": dict(data, learning_rate=0.2, epochs=3)}
+    out = str(tmp_path / "trial_x")
+    config = trial_config(setup, {"learning_rate": 0.3}, out, gpu_ids=[3])
+    assert (config["learning_rate"], config["epochs"], config["embedding_size"]) == (0.3, 3, 16)
+    assert config["output_dir"] == out and config["show_progress"] is False
+    assert config["gpu_id"] == "3" and config["use_gpu"] is True
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"  # the device Ray gave the worker, not RecBole's default 0
+    config = trial_config(setup, {}, out, gpu_ids=())
+    assert config["gpu_id"] == "" and str(config["device"]) == "cpu"
+
+
+def test_search_plan_resolves_paths_and_leaves_the_driver_environment_alone(data, tmp_path, monkeypatch):
+    import sys
+
+    from recbole_blairclip.tune.search import _plan
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setattr(sys, "argv", ["blairclip", "tune", "--epochs=99"])  # not a RecBole override here
+    plan = _plan("BPR", "tiny", {"learning_rate": {"loguniform": [1e-4, 1e-2]}}, 4, "asha", 1, 0, None,
+                 {"data_path": "dataset_atomic", "epochs": 2}, None)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1" and sys.argv[-1] == "--epochs=99"
+    assert plan["base"]["data_path"] == str(tmp_path / "dataset_atomic")  # absolute for trials
+    assert plan["config"]["epochs"] == 2
+    assert plan["out"] == os.path.join(os.path.abspath("outputs"), "tune", "BPR-tiny")
+    assert (plan["metric"], plan["mode"]) == ("ndcg@10", "max")

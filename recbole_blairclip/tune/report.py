@@ -41,12 +41,19 @@ def first_error_line(error):
 def saved_statuses(experiment_path):
     """trial_id -> status as Ray last checkpointed the experiment. On Ctrl-C Ray checkpoints with the
     running trials RUNNING, then stops them and marks them TERMINATED in memory; a resume reruns them."""
+    import logging
+
     from ray.tune import ExperimentAnalysis
 
+    analysis_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_logger.level
+    analysis_logger.setLevel(logging.ERROR)  # it says at INFO level that it reads the checkpoint file
     try:
         return {t.trial_id: t.status for t in ExperimentAnalysis(experiment_path).trials}
     except Exception:  # no readable checkpoint (e.g. Ray client mode): use the in-memory statuses
         return {}
+    finally:
+        analysis_logger.setLevel(level)
 
 
 def _last_run(rows):
@@ -137,7 +144,7 @@ def _md_cell(value):
     if value is None or value == "":
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}" if value and (abs(value) < 1e-3 or abs(value) >= 1e4) else f"{value:.4f}"
+        return f"{value:.4g}"
     return str(value).replace("|", "\\|")
 
 
