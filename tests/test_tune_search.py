@@ -32,7 +32,8 @@ def _read_csv(path):
 
 
 def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ray, tiny, monkeypatch, capsys):
-    """2 trials through `blairclip tune`: per-epoch validation rows, tables, best config, test of the best."""
+    """2 SASRec trials through `blairclip tune`: per-epoch validation rows, tables, best config, test of the
+    best; the reported scores equal a plain run's (same data, same shared evaluation protocol)."""
     from recbole_blairclip.cli import main
     from recbole_blairclip.quick_start import make_config, run
 
@@ -44,9 +45,9 @@ def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ra
         encoding="utf-8",
     )
     space = tiny / "space.yaml"
-    space.write_text("learning_rate:\n  choice: [0.05, 0.01]\nembedding_size:\n  randint: [8, 32]\n", encoding="utf-8")
+    space.write_text("learning_rate:\n  choice: [0.01, 0.003]\nn_layers:\n  randint: [1, 2]\n", encoding="utf-8")
     out = tiny / "search1"
-    code = main(["tune", "--model", "BPR", "--dataset", "tiny", "--space", str(space), "--samples", "2",
+    code = main(["tune", "--model", "SASRec", "--dataset", "tiny", "--space", str(space), "--samples", "2",
                  "--scheduler", "fifo", "--max-concurrent", "1", "--config_files", str(run_yaml), "--out", str(out), "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -62,7 +63,9 @@ def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ra
         assert [r["epoch"] for r in rows] == ["1", "2", "3"]  # one report per validation
         assert {"ndcg@10", "recall@10", "mrr@10", "auc"} <= set(rows[0])
         assert float(t["best_valid"]) == pytest.approx(max(float(r["ndcg@10"]) for r in rows))
-        assert glob.glob(os.path.join(t["trial_dir"], "log", "BPR", "*.log"))  # RecBole's log, in the trial
+        assert glob.glob(os.path.join(t["trial_dir"], "log", "SASRec", "*.log"))  # RecBole's log, in the trial
+        with open(os.path.join(t["trial_dir"], "stderr"), encoding="utf-8") as f:
+            assert "no shared protocol" not in f.read()  # trials evaluate exactly as run_recbole does
     assert not os.path.exists(tiny / "log") and not os.path.exists(tiny / "saved")  # nothing in the cwd
     assert float(trials[0]["best_valid"]) >= float(trials[1]["best_valid"])  # sorted best first
     md = (out / "trials.md").read_text(encoding="utf-8")
@@ -70,14 +73,14 @@ def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ra
 
     # the best config loads back through run_recbole's Config and holds the best trial's values
     best_yaml = str(out / "best_config.yaml")
-    config = make_config("BPR", "tiny", [best_yaml], {"output_dir": str(tiny / "rerun")})
+    config = make_config("SASRec", "tiny", [best_yaml], {"output_dir": str(tiny / "rerun")})
     assert config["learning_rate"] == pytest.approx(float(trials[0]["learning_rate"]))
-    assert config["embedding_size"] == int(trials[0]["embedding_size"])
+    assert config["n_layers"] == int(trials[0]["n_layers"])
     assert config["epochs"] == 3 and config["train_batch_size"] == 16
 
     # independent check: a plain run of that config reproduces the reported per-epoch validation scores
     seen = {}
-    result = run("BPR", "tiny", config_file_list=[best_yaml], config_dict={"output_dir": str(tiny / "rerun")},
+    result = run("SASRec", "tiny", config_file_list=[best_yaml], config_dict={"output_dir": str(tiny / "rerun")},
                  callback_fn=lambda epoch, score: seen.setdefault(epoch + 1, score))
     best_rows = [r for r in epochs if r["trial_id"] == trials[0]["trial_id"]]
     for row in best_rows:

@@ -124,6 +124,20 @@ def _check_reachable(address, timeout=5.0):
         ) from None
 
 
+def _check_pyarrow():
+    """Ray's serializer imports pyarrow whenever it is installed; a pyarrow built for numpy 2 (>= 26)
+    next to this project's numpy 1.x breaks every ray.put, so say so before starting anything."""
+    try:
+        import pyarrow  # noqa: F401
+    except ModuleNotFoundError:
+        return
+    except ImportError as exc:
+        raise ConfigError(
+            f"pyarrow is installed but cannot be imported ({exc}); Ray imports it to pass data to trials. "
+            "Run: pip install 'pyarrow<26' (or uninstall pyarrow)"
+        ) from None
+
+
 def connect(address=None, num_cpus=None):
     """Start a local Ray (no dashboard) or join the cluster at ``address``. Returns True when this call
     started or joined Ray (and so should shut it down), False when Ray was already initialised."""
@@ -365,6 +379,7 @@ def tune(
     """
     plan = _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_trial, config_file_list,
                  config_dict, out)
+    _check_pyarrow()
     restoring = _check_resume(plan, resume)
     config, out, param_names = plan["config"], plan["out"], list(plan["space"])
     os.makedirs(out, exist_ok=True)

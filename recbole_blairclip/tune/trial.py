@@ -81,6 +81,23 @@ def _trial_logging(config):
         root.addHandler(handler)
 
 
+def _loaders(config, dataset=None):
+    """Train and valid loaders as :func:`recbole_blairclip.quick_start.prepare` builds them (the shared
+    evaluation protocol attached), from the driver's shared Dataset when there is one."""
+    from recbole.data import data_preparation
+
+    from recbole_blairclip.evaluation.protocol import attach_protocol
+    from recbole_blairclip.quick_start import prepare
+
+    if dataset is None:
+        _, train_data, valid_data, _ = prepare(config)
+        return train_data, valid_data
+    dataset.config = config  # the driver's copy: same dataset keys, this trial's other keys
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    attach_protocol(config, train_data, valid_data, test_data)  # what prepare() adds (test: never evaluated)
+    return train_data, valid_data
+
+
 def run_trial(params, setup=None, dataset=None):
     """Ray Tune function trainable: train one configuration, report validation metrics per validation.
 
@@ -90,10 +107,9 @@ def run_trial(params, setup=None, dataset=None):
     import ray
     import torch
     from ray.air import session
-    from recbole.data import data_preparation
     from recbole.utils import init_seed
 
-    from recbole_blairclip.quick_start import build_model, build_trainer, prepare
+    from recbole_blairclip.quick_start import build_model, build_trainer
 
     warnings.filterwarnings("ignore")  # RecBole / torch deprecation noise; errors still raise
     torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
@@ -103,11 +119,7 @@ def run_trial(params, setup=None, dataset=None):
     logger = logging.getLogger()
     logger.info(f"Ray Tune trial {session.get_trial_id()}: {plain(params)}")
     logger.info(config)
-    if dataset is None:
-        _, train_data, valid_data, _ = prepare(config)
-    else:
-        dataset.config = config  # the driver's copy: same dataset keys, this trial's other keys
-        train_data, valid_data, _ = data_preparation(config, dataset)
+    train_data, valid_data = _loaders(config, dataset)
     model = build_model(config, train_data)
     logger.info(model)
     trainer = build_trainer(config, model)
