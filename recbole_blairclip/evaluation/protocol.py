@@ -209,9 +209,9 @@ def target_ranks(scores, positive_u, positive_i):
     one_each = len(positive_u) == n_rows and bool((positive_u == torch.arange(n_rows, device=device)).all())
     rows = scores if one_each else scores[positive_u]
     target = scores[positive_u, positive_i][:, None]
-    greater = (rows > target).sum(dim=1)
+    greater = (rows > target).sum(dim=1, dtype=torch.int32)
     tied = rows == target
-    tied_all = tied.sum(dim=1)  # the target itself included
+    tied_all = tied.sum(dim=1, dtype=torch.int32)  # the target itself included
     average = greater.double() + (tied_all.double() + 1) / 2
     if one_each:
         pessimistic = greater + tied_all - 1
@@ -220,8 +220,9 @@ def target_ranks(scores, positive_u, positive_i):
         is_pos[positive_u, positive_i] = True
         tied_pos = tied & is_pos[positive_u]
         before = torch.arange(n_items, device=device)[None, :] < positive_i[:, None]
-        pessimistic = greater + (tied_all - tied_pos.sum(dim=1)) + (tied_pos & before).sum(dim=1)
-    n_candidates = (scores > float("-inf")).sum(dim=1)
+        tied_neg = tied_all - tied_pos.sum(dim=1, dtype=torch.int32)
+        pessimistic = greater + tied_neg + (tied_pos & before).sum(dim=1, dtype=torch.int32)
+    n_candidates = (scores > float("-inf")).sum(dim=1, dtype=torch.int32)
     return pessimistic, average, n_candidates
 
 
@@ -231,7 +232,7 @@ def pessimistic_topk(scores, positive_u, positive_i, k, ranks=None):
     """
     n_rows = scores.shape[0]
     positive_u = positive_u.to(scores.device).long()
-    rank = (ranks or target_ranks(scores, positive_u, positive_i))[0]
+    rank = (ranks or target_ranks(scores, positive_u, positive_i))[0].long()
     hits = torch.zeros(n_rows, k, dtype=torch.int, device=scores.device)
     inside = rank < k
     hits[positive_u[inside], rank[inside]] = 1

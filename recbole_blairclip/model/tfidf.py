@@ -160,23 +160,24 @@ class TFIDF(GeneralRecommender):
         """The items x vocabulary TF-IDF matrix (scipy CSR, float32); row 0 (padding) and empty texts = 0.
 
         The vocabulary and idf are fitted on the items that have text (items without meta data do not
-        count as documents), then every item is transformed."""
+        count as documents); the items without text get zero rows."""
         import scipy.sparse as sp
 
         docs = item_documents(dataset, self.text_fields)
         vectorizer = build_vectorizer(config)
-        real = docs[1:]
-        with_text = [d for d in real if d.strip()]  # idf counts the documents that have text
-        if not with_text:
-            self.vocabulary_size = 0
+        has_text = np.array([bool(d.strip()) for d in docs])
+        has_text[0] = False  # padding
+        if not has_text.any():
             return sp.csr_matrix((len(docs), 0), dtype=np.float32)
-        try:
-            fitted = vectorizer.fit(with_text).transform(real)
+        try:  # idf counts the documents that have text; one tokenisation pass
+            fitted = vectorizer.fit_transform([d for d, keep in zip(docs, has_text) if keep]).tocsr()
         except ValueError as exc:  # empty vocabulary after min_df / max_df / stop words, min_df > max_df
             raise ConfigError(f"TFIDF could not build a vocabulary from {self.text_fields}: {exc}") from None
-        matrix = sp.vstack([sp.csr_matrix((1, fitted.shape[1]), dtype=np.float32), fitted]).tocsr()
+        row_nnz = np.zeros(len(docs), dtype=np.int64)
+        row_nnz[has_text] = np.diff(fitted.indptr)
+        indptr = np.concatenate([[0], np.cumsum(row_nnz)])
+        matrix = sp.csr_matrix((fitted.data, fitted.indices, indptr), shape=(len(docs), fitted.shape[1]))
         matrix.sort_indices()
-        self.vocabulary_size = fitted.shape[1]
         return matrix.astype(np.float32)
 
     def _training_histories(self, dataset):
@@ -189,6 +190,12 @@ class TFIDF(GeneralRecommender):
         counts = np.bincount(users, minlength=self.n_users)
         ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return torch.from_numpy(ptr), torch.from_numpy(items[order].astype(np.int64))
+
+    def extra_repr(self):
+        return (
+            f"fields={self.text_fields}, terms={int(self.n_terms)}, non-zeros={self.item_val.numel()}, "
+            f"profile={self.user_profile}"
+        )
 
     # --------------------------------------------------------------------------------------- helpers
     def item_matrix(self):
