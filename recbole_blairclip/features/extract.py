@@ -155,7 +155,9 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
     n = len(items.item_ids)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
-    if text_encoder is None and (image_encoder is None or str(image_encoder).lower() == "none"):
+    text_encoder, image_encoder = (None if isinstance(e, str) and e.strip().lower() == "none" else e
+                                   for e in (text_encoder, image_encoder))
+    if text_encoder is None and image_encoder is None:
         raise ConfigError("nothing to extract: both the text and the image encoder are none")
     if text_encoder is not None and text_field not in items.columns:
         raise DatasetError(f"{items.path}: no '{text_field}' column to encode (columns: {sorted(items.columns)})")
@@ -176,7 +178,7 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
         text = result["x"] if n else np.zeros((0, enc.dim), np.float32)
 
     image = mask = image_meta = None
-    if image_encoder is not None and not (isinstance(image_encoder, str) and image_encoder.lower() == "none"):
+    if image_encoder is not None:
         enc = image_encoder if not isinstance(image_encoder, str) else build_image_encoder(
             image_encoder, pixels_size=pixels_size, pixels_pca=pixels_pca, batch_size=image_batch_size,
             device=device, fp16=fp16, revision=image_revision)
