@@ -202,8 +202,11 @@ def test_search_plan_resolves_paths_and_leaves_the_driver_environment_alone(data
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.setattr(sys, "argv", ["blairclip", "tune", "--epochs=99"])  # not a RecBole override here
+    (tmp_path / "encoder").mkdir()
     plan = _plan("BPR", "tiny", {"learning_rate": {"loguniform": [1e-4, 1e-2]}}, 4, "asha", 1, 0, None,
-                 {"data_path": "dataset_atomic", "epochs": 2}, None)
+                 {"data_path": "dataset_atomic", "epochs": 2, "text_encoder": "encoder", "learner": "adam"}, None)
+    assert plan["base"]["text_encoder"] == str(tmp_path / "encoder")  # a relative folder, made absolute
+    assert plan["base"]["learner"] == "adam"  # not a path here
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1" and sys.argv[-1] == "--epochs=99"
     assert plan["base"]["data_path"] == str(tmp_path / "dataset_atomic")  # absolute for trials
     assert plan["config"]["epochs"] == 2

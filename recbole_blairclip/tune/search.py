@@ -12,7 +12,9 @@ Ray 2.6.3 (the newest RecBole 1.2.1 allows): ``ray.tune.Tuner`` + ``ray.air.sess
 * Local by default: ``ray.init(num_cpus=<this machine's CPUs>, include_dashboard=False)``. ``address``
   (``auto``, ``host:port`` or ``ray://host:port``) joins an existing cluster as it is; an address that
   does not answer is a ConfigError before any trial starts (Ray itself would retry for minutes).
-  On a cluster every node needs this package and the dataset at the same absolute path.
+  On a cluster every node needs this package and the dataset at the same absolute path. Trials run in
+  their own folders, so ``data_path``, the config files and any relative path the run sets that exists
+  (an encoder folder, ...) are made absolute first.
 * The dataset is read once in the driver and shared with every trial through Ray's object store
   (``tune.with_parameters``), unless the space varies a key that changes how the dataset is built
   (RecBole's dataset keys such as ``MAX_ITEM_LIST_LENGTH``, BLaIRCLIP's feature tags): then each trial
@@ -56,6 +58,7 @@ _DATASET_KEYS_EXTRA = {
     # recbole_blairclip.data.multimodal.MultimodalDataset (BLaIRCLIP's dataset) reads these
     "text_features", "image_features", "use_image", "text_mode", "train_rows", "text_field",
 }
+_OUTPUT_KEYS = ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir")  # each trial has its own
 _RESUME_MUST_MATCH = ("model", "dataset", "space", "samples", "scheduler", "valid_metric")
 
 
@@ -201,7 +204,11 @@ def _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_tr
         config = make_config(model, dataset, config_files, base)
     check_space(parsed, config, source)
     check_dataset_files(config)
-    # RecBole's config["data_path"] is <data_path>/<dataset>; trials run in their own folders
+    # trials run in their own folders: relative paths the run set (an encoder folder, ...) made absolute;
+    # RecBole's config["data_path"] is <data_path>/<dataset>
+    for key, value in config.external_config_dict.items():
+        if key not in _OUTPUT_KEYS and isinstance(value, str) and not os.path.isabs(value) and os.path.exists(value):
+            base[key] = os.path.abspath(value)
     base["data_path"] = os.path.dirname(os.path.abspath(config["data_path"]))
     if config["eval_step"] is None or int(config["eval_step"]) < 1:
         raise ConfigError(f"eval_step is {config['eval_step']!r}: a search needs validation, set eval_step >= 1")
