@@ -157,10 +157,15 @@ def connect(address=None, num_cpus=None):
         )
         return True
     _check_reachable(address)
+    retry_logger = logging.getLogger("ray._private.utils")  # logs a traceback per retry to a non-Ray port
+    level = retry_logger.level
+    retry_logger.setLevel(logging.CRITICAL)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {address!r}: {report.first_error_line(exc)}") from None
+    finally:
+        retry_logger.setLevel(level)
     return True
 
 
