@@ -109,9 +109,10 @@ def _looks_like_path(name):
 
 def _unavailable(name, role, option, why):
     offline = " (HF_HUB_OFFLINE is set, so only the local Hugging Face cache was searched)" if hub_offline() else ""
+    hint = "" if hub_offline() else "; without network, HF_HUB_OFFLINE=1 uses the local cache with no retries"
     return ConfigError(
         f"cannot load {role} '{name}'{offline}: {why}. Download it where the hub is reachable "
-        f"(e.g. `hf download {name}` or save_pretrained) and pass the folder: {option} /path/to/folder"
+        f"(e.g. `hf download {name}` or save_pretrained) and pass the folder: {option} /path/to/folder{hint}"
     )
 
 
@@ -159,7 +160,7 @@ def load_pretrained(source, loader, what, **kwargs):
 
 def _first_line(exc):
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return (text[0] if text else type(exc).__name__)[:300].rstrip(". ")
 
 
 def pick_device(device=None):
