@@ -224,3 +224,47 @@ def test_hub_id_from_local_cache_offline(tmp_path, monkeypatch, tiny_roberta):
                                atol=1e-6)
     with pytest.raises(ConfigError, match="cannot load text encoder 'test-org/tiny-roberta'"):
         TextEncoder("test-org/tiny-roberta", revision="no-such-branch")
+
+
+def test_resume_with_transformers_encoders(tmp_path, monkeypatch, tiny_roberta, tiny_clip):
+    """Interrupted in the CLIP stage, the rerun reuses finished chunks and writes the same bytes."""
+    def make(root):
+        folder = root / "res"
+        (folder / "images").mkdir(parents=True)
+        rows = [f"R{k}\t{TEXTS[k]}\tt\tc\ts\t" for k in range(10)]
+        (folder / "res.item").write_text(HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        rng = np.random.default_rng(2)
+        for k in range(0, 10, 2):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / "images" / f"R{k}.png")
+        return folder
+
+    kwargs = dict(max_length=20, chunk_size=3, progress=False)
+    clean = make(tmp_path / "clean")
+    extract_features(clean, tiny_roberta, tiny_clip, **kwargs)
+    folder = make(tmp_path / "crash")
+    original = ClipImageEncoder.encode_prepared
+    calls = {"n": 0}
+
+    def crash(self, pixels):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return original(self, pixels)
+
+    monkeypatch.setattr(ClipImageEncoder, "encode_prepared", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        extract_features(folder, tiny_roberta, tiny_clip, **kwargs)
+    assert not (folder / "res.features.json").exists()
+    monkeypatch.setattr(ClipImageEncoder, "encode_prepared", original)
+    text_calls = {"n": 0}
+    original_text = TextEncoder.encode
+
+    def counting(self, texts):
+        text_calls["n"] += 1
+        return original_text(self, texts)
+
+    monkeypatch.setattr(TextEncoder, "encode", counting)
+    extract_features(folder, tiny_roberta, tiny_clip, **kwargs)
+    assert text_calls["n"] == 0  # every text chunk was done before the crash
+    for name in ("res.tiny-roberta.text.npy", "res.tiny-clip.image.npy", "res.tiny-clip.image_mask.npy"):
+        assert (folder / name).read_bytes() == (clean / name).read_bytes(), name
