@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,10 +164,10 @@ def download_images(urls, cache_dir, *, workers=8, timeout=10.0, retries=2, max_
     distinct = sorted({u for u in urls.values() if u})
     results = {}
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
-        futures = {u: pool.submit(download_one, u, cache_dir, timeout, retries, max_bytes, backoff) for u in distinct}
+        futures = {pool.submit(download_one, u, cache_dir, timeout, retries, max_bytes, backoff): u for u in distinct}
         bar = tqdm(total=len(futures), desc="download images", unit="img", disable=not progress)
-        for url, fut in futures.items():
-            results[url] = fut.result()
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
             bar.update(1)
         bar.close()
     return {item: results[u] if u else ImageRef(None, "no image_url") for item, u in urls.items()}
