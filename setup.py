@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "transformers>=4.40",
     "tokenizers",
     "pyarrow",
+    "orjson",
     "pillow",
     "matplotlib",
     "tqdm",
