@@ -90,6 +90,7 @@ class TextEncoder:
         self.device = pick_device(device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
         self.tokenizer = load_pretrained(self.source, AutoTokenizer, "tokenizer")
+        self.tokenizer.padding_side = "right"  # cls pooling reads position 0
         model = load_pretrained(self.source, AutoModel, "model weights", dtype=self.dtype)
         self.model = model.to(self.device).eval()
         limit = _position_limit(self.model.config)
