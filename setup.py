@@ -16,7 +16,7 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.2",
     "transformers>=4.40",
     "tokenizers",
-    "pyarrow",
+    "pyarrow>=14,<26",  # pyarrow 26 needs numpy 2; ray imports pyarrow when present
     "orjson",
     "pillow",
     "matplotlib",
