@@ -185,3 +185,10 @@ def test_cli_registers_benchmark(capsys):
     out = capsys.readouterr().out
     for flag in ("--dataset", "--models", "--seeds", "--config_files", "--out", "--force"):
         assert flag in out
+
+
+def test_plain_run_config_is_shared(tmp_path):
+    plain = _write(tmp_path / "run.yaml", "dataset: tiny\nepochs: 3\nn_layers: 1\n")
+    bench = BenchmarkConfig([plain])
+    assert bench.get("dataset") == "tiny" and bench.shared == {"epochs": 3, "n_layers": 1}
+    assert bench.benchmark_files == [] and bench.sources == [plain]

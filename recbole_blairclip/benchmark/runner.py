@@ -119,6 +119,8 @@ class BenchmarkConfig:
         data = load_yaml(path)
         self.sources.append(path)
         if not any(key in data for key in BENCHMARK_KEYS if key != "dataset"):
+            if "dataset" in data:  # the runner passes the dataset itself
+                self.bench["dataset"] = data.pop("dataset")
             self.shared.update(data)  # a plain run config
             return
         self.benchmark_files.append(path)

@@ -54,7 +54,21 @@ def main(args):
     seeds = args.seeds
     if seeds is not None and "," not in seeds and seeds.strip().isdigit():
         seeds = int(seeds)
-    result = benchmark(
+    try:
+        result = _run(benchmark, args, files, seeds)
+    except KeyboardInterrupt:
+        print("\nblairclip benchmark: interrupted; finished runs are kept, run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(table_text(result["run_dir"]))
+    print(f"\n{result['ran']} run(s), {result['skipped']} skipped (finished earlier), {result['failed']} failed")
+    for name, path in result["files"].items():
+        print(f"  {name:<14}{path}")
+    return 1 if result["failed"] else 0
+
+
+def _run(benchmark, args, files, seeds):
+    return benchmark(
         dataset=args.dataset,
         models=args.models,
         seeds=seeds,
@@ -68,8 +82,3 @@ def main(args):
         keep_checkpoints=args.keep_checkpoints,
         command="blairclip " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    print(table_text(result["run_dir"]))
-    print(f"\n{result['ran']} run(s), {result['skipped']} skipped (finished earlier), {result['failed']} failed")
-    for name, path in result["files"].items():
-        print(f"  {name:<14}{path}")
-    return 1 if result["failed"] else 0
