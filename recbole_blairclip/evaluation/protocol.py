@@ -109,18 +109,22 @@ class EvalPhase:
             config["ITEM_LIST_LENGTH_FIELD"],
         )
 
-    def counts(self, users):
-        """Number of earlier items of each user."""
-        users = users.cpu()
-        return self.ptr[users + 1] - self.ptr[users]
+    def _segments(self, users):
+        """For each earlier item of a batch: its row in the batch and its column in the padded history.
+
+        numpy, not torch.repeat_interleave: on CPU torch takes milliseconds per call even for tiny inputs.
+        """
+        users = users.cpu().numpy()
+        ptr = self.ptr.numpy()
+        starts, counts = ptr[users], ptr[users + 1] - ptr[users]
+        rows = np.repeat(np.arange(len(users)), counts)
+        cols = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return rows, cols, starts[rows] + cols, counts
 
     def earlier_pairs(self, users):
         """(row, item) pairs of the earlier items of a batch of users (row = position in ``users``)."""
-        users = users.cpu()
-        starts, counts = self.ptr[users], self.counts(users)
-        rows = torch.repeat_interleave(torch.arange(len(users)), counts)
-        offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        return rows, self.items[torch.repeat_interleave(starts, counts) + offsets]
+        rows, _, index, _ = self._segments(users)
+        return torch.from_numpy(rows), self.items[torch.from_numpy(index)]
 
     def excluded_pairs(self, users, positive_u, positive_i):
         """Earlier-item pairs of the batch minus the rows' own targets (never masked)."""
@@ -134,13 +138,11 @@ class EvalPhase:
 
     def history(self, users):
         """``{item_id_list, item_length}`` for a batch: every earlier item, oldest first, 0-padded."""
-        rows, items = self.earlier_pairs(users)
-        counts = self.counts(users)
+        rows, cols, index, counts = self._segments(users)
         width = max(int(counts.max()) if len(counts) else 0, 1)
-        hist = torch.zeros(len(users), width, dtype=torch.int64)
-        cols = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        hist[rows, cols] = items
-        return {self.list_field: hist, self.length_field: counts.clone()}
+        hist = torch.zeros(len(counts), width, dtype=torch.int64)
+        hist[torch.from_numpy(rows), torch.from_numpy(cols)] = self.items[torch.from_numpy(index)]
+        return {self.list_field: hist, self.length_field: torch.from_numpy(counts.astype(np.int64))}
 
     def coldstart_rows(self, n_rows, positive_u, positive_i):
         """True for rows none of whose targets occurs in training."""
