@@ -7,6 +7,8 @@ words, users with 3-6 interactions) and measures, in one fresh process per case:
   (scores for every item, history masks, ranks, metrics);
 * ``dense``: the same evaluation for an untrained BPR (64-dim embeddings), i.e. the same number of
   dense dot products (users x items x 64) plus the same protocol cost;
+* ``dense_recbole`` (with ``--recbole``): that BPR evaluation through RecBole's own trainer and collector
+  (sort-based ranks), for the cost of the protocol against RecBole's evaluation;
 * ``score_only``: TFIDF ``full_sort_predict`` alone against ``users @ items.T`` with 64-dim embeddings,
   and against the same TF-IDF dot products done densely over the whole vocabulary (timed on 32 users x
   1,000 items, extrapolated to the catalogue) with the size a dense items x vocabulary matrix would take.
@@ -101,6 +103,10 @@ def run_case(args):
     from recbole_blairclip.quick_start import build_model, build_trainer, make_config, prepare
 
     model_name = "TFIDF" if args.case in ("tfidf", "score_only") else "BPR"
+    import recbole_blairclip.quick_start as quick_start
+
+    if args.case == "dense_recbole":  # RecBole's plain trainer class, no protocol mixed in
+        quick_start.protocol_trainer_class = lambda base: base
     config = make_config(
         model_name,
         args.name,
@@ -158,7 +164,8 @@ def run_case(args):
     else:
         trainer = build_trainer(config, model)
         result, seconds, peak, gpu = measure(lambda: trainer.evaluate(test_data, load_best_model=False))
-        n = trainer.last_views["n_users"]
+        result = {("auc" if k == "gauc" else k): v for k, v in result.items()}
+        n = test_data.sample_size
         report.update(users=n, eval_s=seconds, users_per_s=n / seconds, eval_peak_mib=peak, gpu_peak_mib=gpu,
                       fit_s=fit_seconds, fit_peak_mib=fit_peak, auc=float(result["auc"]))
     print(json.dumps(report))
@@ -170,7 +177,8 @@ def main():
     parser.add_argument("--users", type=int, default=4_000, help="test users (each has one target)")
     parser.add_argument("--batch-users", type=int, default=256, help="users per evaluation batch")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--case", choices=["tfidf", "dense", "score_only"], help=argparse.SUPPRESS)
+    parser.add_argument("--recbole", action="store_true", help="also time RecBole's own evaluation (BPR)")
+    parser.add_argument("--case", choices=["tfidf", "dense", "dense_recbole", "score_only"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.name = "synthetic"
@@ -180,7 +188,7 @@ def main():
         t = time.perf_counter()
         write_dataset(tmp, args.name, args.items, args.users)
         print(f"# wrote {args.items} items, {args.users} users in {time.perf_counter() - t:.1f} s", flush=True)
-        for case in ("tfidf", "dense", "score_only"):
+        for case in ("tfidf", "dense", "score_only") + (("dense_recbole",) if args.recbole else ()):
             cmd = [sys.executable, __file__, "--case", case, "--data", tmp, "--items", str(args.items),
                    "--users", str(args.users), "--batch-users", str(args.batch_users), "--device", args.device]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)

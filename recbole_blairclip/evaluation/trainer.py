@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
+from recbole.trainer import Trainer
 
 from recbole_blairclip.compat import load_recbole_checkpoint
 from recbole_blairclip.evaluation.coldstart import coldstart_views
@@ -93,8 +94,9 @@ _CLASSES = {}
 
 
 def protocol_trainer_class(base):
-    """``base`` (a RecBole trainer class) with :class:`ProtocolTrainerMixin` mixed in (cached)."""
-    if issubclass(base, ProtocolTrainerMixin):
+    """``base`` (a RecBole trainer class) with :class:`ProtocolTrainerMixin` mixed in (cached). Trainers
+    outside RecBole's ``Trainer`` family (decision trees: no full-sort ranking) are returned unchanged."""
+    if issubclass(base, ProtocolTrainerMixin) or not issubclass(base, Trainer):
         return base
     if base not in _CLASSES:
         _CLASSES[base] = type(f"Protocol{base.__name__}", (ProtocolTrainerMixin, base), {"__doc__": base.__doc__})
