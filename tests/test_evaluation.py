@@ -120,7 +120,7 @@ def test_same_candidates_for_bpr_sasrec_tfidf(tiny_root, dumps, phase):
 
 def test_masking_off_ranks_the_whole_catalogue(tiny_root):
     n_items = len(catalogue(tiny_root))
-    for model in ("BPR", "SASRec"):
+    for model in MODELS:
         dump, _, _, dataset = evaluate(model, tiny_root, mask_history=False)
         finite = np.isfinite(dump["scores"]).sum(axis=1)
         assert (finite == n_items).all(), model  # all items minus padding, history included
