@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import time
 
 PLOT_METRICS = ("recall@10", "recall@50", "ndcg@10", "auc")
 VIEW_ORDER = ("overall", "warm", "coldstart")
@@ -192,8 +193,8 @@ def markdown(records, meta):
         "",
         f"Command: `{meta.get('command', '')}`",
         "",
-        f"{len(summary)} model(s) x {len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}); started "
-        f"{meta.get('started', '?')}. Test metrics, full-sort ranking over every item; mean ± sample standard "
+        f"{len(summary)} model(s) x {len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}); report written "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}. Test metrics, full-sort ranking over every item; mean ± sample standard "
         "deviation over seeds; **bold** = best in its column (time and memory: lowest).",
         "",
         "## Test metrics (all test users)",
