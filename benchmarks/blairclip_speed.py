@@ -248,18 +248,38 @@ def part_epoch(root, name, args):
     return {"runs": results, "ratios": ratios}
 
 
+def part_eval(root, name, args):
+    """Full-sort evaluation throughput (test users / s) of SASRec and BLaIRCLIP, timed alternately."""
+    trainers = {}
+    for label, model in (("SASRec", "SASRec"), ("BLaIRCLIP", "BLaIRCLIP")):
+        config, train, test, trainer, setup_s = setup(model, name, common_config(root, args))
+        trainers[label] = (trainer, test)
+    seconds = {label: [] for label in trainers}
+    users = {}
+    for _ in range(args.rounds):
+        for label, (trainer, test) in trainers.items():
+            ups, eval_s, _ = time_eval(trainer, test)
+            seconds[label].append(eval_s)
+            users[label] = len(test._dataset.inter_feat)
+    result = {label: {"eval_seconds": secs, "users_per_s": users[label] / min(secs)} for label, secs in seconds.items()}
+    result["ratio_eval_throughput_vs_sasrec"] = result["BLaIRCLIP"]["users_per_s"] / result["SASRec"]["users_per_s"]
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def part_recall(root, name, args):
     from recbole_blairclip.quick_start import run
 
     table = {}
-    for spec in args.modes:  # "prefix", "user" or "user:<users per batch>"
-        mode, _, size = spec.partition(":")
+    for spec in args.modes:  # "prefix", "user", "user:<rows per batch>" or "user:<rows per batch>:<learning rate>"
+        mode, size, lr = (spec.split(":") + ["", ""])[:3]
         batch = int(size) if size else args.batch_size
+        lr = float(lr) if lr else args.lr
         for seed in args.seeds:
             cfg = common_config(root, args, train_rows=mode, seed=seed, epochs=args.epochs, eval_step=args.epochs,
                                 train_batch_size=batch,
-                                stopping_step=args.epochs, learning_rate=args.lr,
-                                output_dir=os.path.join(root, f"out-{mode}-{seed}"))
+                                stopping_step=args.epochs, learning_rate=lr,
+                                output_dir=os.path.join(root, f"out-{spec.replace(':', '_')}-{seed}"))
             t0 = time.perf_counter()
             result = run("BLaIRCLIP", name, config_dict=cfg, saved=False)
             test = result["test_result"]
@@ -277,7 +297,7 @@ def part_recall(root, name, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["epoch", "recall", "both"], default="both")
+    parser.add_argument("--part", choices=["epoch", "eval", "recall", "both"], default="both")
     parser.add_argument("--users", type=int, default=50000)
     parser.add_argument("--items", type=int, default=17000)
     parser.add_argument("--text-dim", type=int, default=768)
@@ -291,7 +311,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the recall part")
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--modes", nargs="+", default=["prefix", "user"],
-                        help="recall part: train_rows modes; user:<n> = user mode with n users per batch")
+                        help="recall part: train_rows modes; user:<n>[:<lr>] = user mode, n users per batch, learning rate lr")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -313,6 +333,8 @@ def main(argv=None):
     report = {"data": stats, "args": vars(args), "torch_threads": torch.get_num_threads()}
     if args.part in ("epoch", "both"):
         report["epoch"] = part_epoch(root, "synth", args)
+    if args.part == "eval":
+        report["eval"] = part_eval(root, "synth", args)
     if args.part in ("recall", "both"):
         report["recall"] = part_recall(root, "synth", args)
     if args.json:

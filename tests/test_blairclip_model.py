@@ -185,11 +185,17 @@ def test_saved_reload_and_same_seed_same_metrics(tmp_path, data):
     config, dataset, train, valid, test, model = build(tmp_path)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
-    # the reloaded model reproduces the reported test Recall@50 with our own computation
+    # the reloaded model reproduces the reported test Recall@50 with our own computation (valid + train items
+    # masked as the evaluation protocol does)
     hits = total = 0
     with torch.no_grad():
         for interaction, history, positive_u, positive_i in test:
             scores = model.full_sort_predict(interaction)
+            scores[:, 0] = -np.inf
+            # the protocol's candidates (mask_history): never the user's earlier items (tiny histories < 50,
+            # so item_id_list is the whole history)
+            rows = torch.arange(len(scores)).unsqueeze(1).expand_as(interaction["item_id_list"])
+            scores[rows, interaction["item_id_list"]] = -np.inf
             scores[:, 0] = -np.inf
             top = scores.topk(50, dim=1).indices
             hits += (top == positive_i.unsqueeze(1)).any(1).sum().item()

@@ -180,12 +180,23 @@ class BLaIRCLIP(SequentialRecommender):
         return self.seq_encoder(table[item_seq], item_seq)
 
     def forward(self, item_seq, item_seq_len, table=None):
-        """User state after the whole history [B, d] (the last real position)."""
+        """User state after the whole history [B, d] (the last real position).
+
+        With ``trim_batches`` the rows are encoded in ``length_groups`` length-sorted groups, each cut to its
+        longest history (the same states as one padded pass; used for evaluation).
+        """
         table = self.item_matrix() if table is None else table
-        if self.trim_batches:
-            item_seq = item_seq[:, : max(int(item_seq_len.max()), 1)]
-        states = self.sequence_states(item_seq, table)
-        return self.gather_indexes(states, (item_seq_len - 1).clamp(min=0))
+        last = (item_seq_len - 1).clamp(min=0)
+        if not self.trim_batches:
+            return self.gather_indexes(self.sequence_states(item_seq, table), last)
+        order = torch.argsort(last)
+        outputs = []
+        for group in order.tensor_split(min(self.length_groups, len(order))):
+            if len(group):
+                width = int(last[group].max()) + 1
+                states = self.sequence_states(item_seq[group, :width], table)
+                outputs.append(self.gather_indexes(states, last[group]))
+        return torch.cat(outputs)[torch.argsort(order)]
 
     def position_states(self, item_seq, item_seq_len, table):
         """States at every real position, rows in order then positions in order: [sum(item_seq_len), d].
