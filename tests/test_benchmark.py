@@ -6,7 +6,6 @@ by the checks below; later tests re-run it to check resume, --force and config c
 import csv
 import json
 import os
-import re
 import textwrap
 
 import pytest
@@ -157,10 +156,13 @@ def test_table_csv_and_json_agree(bench):
             assert float(rows[(row, 7)][name]) == pytest.approx(value, abs=1e-12)
             assert data["summary"][row]["metrics"]["overall"][name]["mean"] == pytest.approx(value)
         assert table[row]["Seeds"] == "7"
-    # best per column is marked: the bold cell of each column holds that column's maximum
-    for line in text.split("## Test metrics (all test users)", 1)[1].strip().splitlines()[2:4]:
-        for cell in re.findall(r"\*\*([0-9.]+)\*\*", line):
-            assert float(cell) >= 0
+    # best per column is marked: a cell is bold exactly when it holds its column's maximum
+    lines = text.split("## Test metrics (all test users)", 1)[1].strip().splitlines()
+    raw = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
+    for col in range(2, len(raw[0])):
+        values = [float(row[col].strip("*")) for row in raw]
+        for row, value in zip(raw, values):
+            assert row[col].startswith("**") == (value == max(values)), (row[0], col)
 
 
 def test_rerun_skips_finished_runs_and_retries_failed(bench):
