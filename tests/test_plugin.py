@@ -190,3 +190,15 @@ def test_blairclip_models_lists_both(capsys):
     assert out.startswith("plugin models:")
     builtin = out.split("RecBole models:")[1].split()
     assert {"BPR", "SASRec", "LightGCN", "GRU4Rec"} <= set(builtin)
+
+
+def test_graph_models_run_on_current_scipy(tiny_data):
+    """LightGCN builds its adjacency with dok_matrix._update (gone from recent scipy; compat restores it)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    m = sp.dok_matrix((3, 3), dtype=np.float32)
+    m._update({(0, 1): 1.0, (2, 0): 2.0})
+    assert m.toarray().tolist() == [[0, 1, 0], [0, 0, 0], [2, 0, 0]]
+    result = recbole_blairclip.run("LightGCN", "tiny", config_dict={**tiny_data, "embedding_size": 8}, saved=False)
+    _assert_plain_result(result)
