@@ -70,10 +70,17 @@ def make_config(model, dataset, config_file_list=None, config_dict=None):
     return config
 
 
-def prepare(config):
+def prepare(config, dataset=None):
     """Build the dataset and the train / valid / test dataloaders for ``config``, with the shared
-    evaluation protocol (earlier items, training items) attached to the valid and test loaders."""
-    dataset = create_dataset(config, get_model(config["model"]))
+    evaluation protocol (earlier items, training items) attached to the valid and test loaders.
+
+    ``dataset``: an already built dataset to reuse (e.g. shared between Ray Tune trials); it is given
+    this ``config``, whose dataset keys must match the ones it was built with.
+    """
+    if dataset is None:
+        dataset = create_dataset(config, get_model(config["model"]))
+    else:
+        dataset.config = config
     train_data, valid_data, test_data = data_preparation(config, dataset)
     attach_protocol(config, train_data, valid_data, test_data)
     return dataset, train_data, valid_data, test_data

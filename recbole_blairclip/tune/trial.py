@@ -84,17 +84,9 @@ def _trial_logging(config):
 def _loaders(config, dataset=None):
     """Train and valid loaders as :func:`recbole_blairclip.quick_start.prepare` builds them (the shared
     evaluation protocol attached), from the driver's shared Dataset when there is one."""
-    from recbole.data import data_preparation
-
-    from recbole_blairclip.evaluation.protocol import attach_protocol
     from recbole_blairclip.quick_start import prepare
 
-    if dataset is None:
-        _, train_data, valid_data, _ = prepare(config)
-        return train_data, valid_data
-    dataset.config = config  # the driver's copy: same dataset keys, this trial's other keys
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    attach_protocol(config, train_data, valid_data, test_data)  # what prepare() adds (test: never evaluated)
+    _, train_data, valid_data, _ = prepare(config, dataset)
     return train_data, valid_data
 
 
