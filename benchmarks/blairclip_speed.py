@@ -218,7 +218,7 @@ def part_epoch(root, name, args):
     for _ in range(args.rounds if args.batches else 1):
         for label, st in state.items():
             n = per_round if per_round else len(st["train"]) - 1
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(n):
                 batch = next(st["iterator"], None)
                 if batch is None:
@@ -226,15 +226,17 @@ def part_epoch(root, name, args):
                 _train_step(st["trainer"], batch)
                 st["timed"] += 1
             st["seconds"] += time.perf_counter() - start
+            st["cpu_seconds"] = st.get("cpu_seconds", 0.0) + time.process_time() - cpu_start
     results = {}
     for label, st in state.items():
         n_batches = len(st["train"])
         epoch_s = st["seconds"] / max(st["timed"], 1) * n_batches
-        ups, eval_s, _ = time_eval(st["trainer"], st["test"])
-        results[label] = dict(epoch_s=epoch_s, batches=n_batches, timed_batches=st["timed"],
+        epoch_cpu_s = st["cpu_seconds"] / max(st["timed"], 1) * n_batches
+        ups, eval_s = (time_eval(st["trainer"], st["test"])[:2]) if not args.no_eval else (float("nan"), float("nan"))
+        results[label] = dict(epoch_s=epoch_s, epoch_cpu_s=epoch_cpu_s, batches=n_batches, timed_batches=st["timed"],
                               full_epoch=st["timed"] >= n_batches - 1, eval_users_per_s=ups, eval_s=eval_s,
                               setup_s=st["setup_s"], train_rows=len(st["train"]._dataset.inter_feat))
-        print(f"{label:18s} epoch {epoch_s:8.1f} s (from {st['timed']} of {n_batches} batches)  "
+        print(f"{label:18s} epoch {epoch_s:8.1f} s wall, {epoch_cpu_s:8.1f} s CPU (from {st['timed']} of {n_batches} batches)  "
               f"eval {ups:8.0f} users/s ({eval_s:.1f} s)", flush=True)
     s, p, u = results["SASRec"], results["BLaIRCLIP prefix"], results["BLaIRCLIP user"]
     ratios = {
@@ -242,6 +244,9 @@ def part_epoch(root, name, args):
         "user_epoch_vs_sasrec": u["epoch_s"] / s["epoch_s"],
         "user_epoch_vs_own_prefix": u["epoch_s"] / p["epoch_s"],
         "eval_throughput_vs_sasrec": u["eval_users_per_s"] / s["eval_users_per_s"],
+        "cpu_prefix_epoch_vs_sasrec": p["epoch_cpu_s"] / s["epoch_cpu_s"],
+        "cpu_user_epoch_vs_sasrec": u["epoch_cpu_s"] / s["epoch_cpu_s"],
+        "cpu_user_epoch_vs_own_prefix": u["epoch_cpu_s"] / p["epoch_cpu_s"],
     }
     for k, v in ratios.items():
         print(f"  {k:28s} {v:.3f}", flush=True)
@@ -307,6 +312,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--eval-batch-size", type=int, default=4096)
     parser.add_argument("--batches", type=int, default=None, help="time only the first N batches (extrapolate)")
+    parser.add_argument("--no-eval", action="store_true", help="epoch part: skip the evaluation timing")
     parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds the timed batches are split into")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the recall part")
     parser.add_argument("--lr", type=float, default=0.001)
