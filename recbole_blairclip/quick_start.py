@@ -40,17 +40,34 @@ def _working_dir(path):
         os.chdir(previous)
 
 
-def _init_logging(config):
+def init_logging(config, console_level=None):
+    """RecBole's logger for one run: the log file under ``<output_dir>/log/<model>/``.
+
+    RecBole's ``init_logger`` relies on ``logging.basicConfig``, which does nothing when the root logger
+    already has handlers (pytest, Ray, a notebook): those are set aside while it runs and put back after.
+    The handlers of the previous run in this process are closed first. ``console_level`` (e.g.
+    ``logging.WARNING``) quiets RecBole's console output; the file keeps everything.
+    """
     root = logging.getLogger()
     for handler in _OWN_HANDLERS:
         root.removeHandler(handler)
         handler.close()
     _OWN_HANDLERS.clear()
-    before = set(root.handlers)
-    with _working_dir(config["output_dir"]):
-        init_logger(config)
-    _OWN_HANDLERS.extend(h for h in root.handlers if h not in before)
-    return logging.getLogger()
+    others = list(root.handlers)
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        with _working_dir(config["output_dir"]):  # RecBole names ./log/<model>/... relative to the cwd
+            init_logger(config)
+    finally:
+        _OWN_HANDLERS.extend(root.handlers)
+        for handler in others:
+            root.addHandler(handler)
+    if console_level is not None:
+        for handler in _OWN_HANDLERS:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(console_level)
+    return root
 
 
 def to_floats(result):
@@ -126,7 +143,7 @@ def run_single(
     config = make_config(model, dataset, config_file_list, config_dict)
     check_dataset_files(config)  # fail before any log or checkpoint folder is made
     init_seed(config["seed"], config["reproducibility"])
-    logger = _init_logging(config)
+    logger = init_logging(config)
     logger.info(sys.argv)
     logger.info(config)
 

@@ -39,6 +39,8 @@ def test_run_builtin_models(tiny_data, tmp_path, model, extra, saved):
     assert (out / "log" / model).is_dir() and (out / "log_tensorboard").is_dir()
     assert not (tmp_path / "log").exists() and not (tmp_path / "log_tensorboard").exists()
     assert not (tmp_path / "saved").exists()
+    # the log file exists even though pytest's own handlers sit on the root logger
+    assert result["log_file"].startswith(str(out / "log" / model)) and os.path.getsize(result["log_file"]) > 0
     if saved:
         assert os.path.dirname(result["checkpoint"]) == str(out / "saved")
         # the checkpoint pickles RecBole's Config: torch's default safe loading refuses it

@@ -31,7 +31,7 @@ from recbole.utils import InputType
 from recbole_blairclip.data.multimodal import MultimodalDataset
 from recbole_blairclip.errors import ConfigError
 from recbole_blairclip.model.layers import SEQ_ENCODERS, Fusion, MeanSeqEncoder, TextPooler, TransformerSeqEncoder
-from recbole_blairclip.model.loss import MAX_LOGIT_SCALE, clip_contrastive_loss
+from recbole_blairclip.model.loss import clip_contrastive_loss
 
 
 class BLaIRCLIP(SequentialRecommender):

@@ -7,13 +7,11 @@ is never evaluated in a trial. RecBole's log goes to ``<trial folder>/log/``; it
 to warnings.
 """
 import logging
-import os
 import sys
 import warnings
 
 FINISHED_KEY = "trial_finished"  # True in the last report of a trial that ran to its end
 
-_TRIAL_HANDLERS = []  # root-logger handlers the previous trial in this (reused) worker added
 
 
 def plain(value):
@@ -54,33 +52,6 @@ def trial_config(setup, params, output_dir, gpu_ids=()):
         return make_config(setup["model"], setup["dataset"], setup["config_files"], config_dict)
 
 
-def _trial_logging(config):
-    """RecBole's logger writing to <output_dir>/log/..., console only from WARNING up (quiet trials)."""
-    from recbole.utils import init_logger
-
-    root = logging.getLogger()
-    for handler in _TRIAL_HANDLERS:
-        root.removeHandler(handler)
-        handler.close()
-    _TRIAL_HANDLERS.clear()
-    others = list(root.handlers)
-    for handler in others:  # logging.basicConfig (used by RecBole) only acts on a handler-less root
-        root.removeHandler(handler)
-    previous = os.getcwd()
-    os.makedirs(config["output_dir"], exist_ok=True)
-    os.chdir(config["output_dir"])  # RecBole names ./log/<model>/... relative to the cwd
-    try:
-        init_logger(config)
-    finally:
-        os.chdir(previous)
-    _TRIAL_HANDLERS.extend(root.handlers)
-    for handler in root.handlers:
-        if not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.WARNING)
-    for handler in others:
-        root.addHandler(handler)
-
-
 def _loaders(config, dataset=None):
     """Train and valid loaders as :func:`recbole_blairclip.quick_start.prepare` builds them (the shared
     evaluation protocol attached), from the driver's shared Dataset when there is one."""
@@ -101,13 +72,13 @@ def run_trial(params, setup=None, dataset=None):
     from ray.air import session
     from recbole.utils import init_seed
 
-    from recbole_blairclip.quick_start import build_model, build_trainer
+    from recbole_blairclip.quick_start import build_model, build_trainer, init_logging
 
     warnings.filterwarnings("ignore")  # RecBole / torch deprecation noise; errors still raise
     torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
     config = trial_config(setup, params, session.get_trial_dir(), ray.get_gpu_ids())
     init_seed(config["seed"], config["reproducibility"])
-    _trial_logging(config)
+    init_logging(config, console_level=logging.WARNING)  # quiet trials; the file keeps everything
     logger = logging.getLogger()
     logger.info(f"Ray Tune trial {session.get_trial_id()}: {plain(params)}")
     logger.info(config)
