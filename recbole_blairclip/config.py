@@ -115,6 +115,12 @@ class Config(RecBoleConfig):
                 final["train_neg_sample_args"] = None
             elif final.get("loss_type") == "BPR" and final.get("train_neg_sample_args") is None:
                 final["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1}
+        # RecBole's value metric AUC cannot run in full-sort mode; its ranking metric GAUC over the full
+        # ranking is the per-user AUC, which the shared evaluation reports as `auc`
+        metrics = final.get("metrics")
+        if isinstance(metrics, (list, str)):
+            metrics = [metrics] if isinstance(metrics, str) else metrics
+            final["metrics"] = list(dict.fromkeys("GAUC" if str(m).upper() == "AUC" else m for m in metrics))
         output_dir = final.get("output_dir") or "outputs"
         if "checkpoint_dir" not in self.external_config_dict:
             final["checkpoint_dir"] = os.path.join(output_dir, "saved")

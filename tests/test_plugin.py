@@ -204,3 +204,11 @@ def test_graph_models_run_on_current_scipy(tiny_data):
     assert m.toarray().tolist() == [[0, 1, 0], [0, 0, 0], [2, 0, 0]]
     result = recbole_blairclip.run("LightGCN", "tiny", config_dict={**tiny_data, "embedding_size": 8}, saved=False)
     _assert_plain_result(result)
+
+
+def test_auc_metric_name_runs_in_full_sort(tiny_data):
+    """`metrics: [AUC]` (RecBole's value metric, impossible in full sort) means the per-user AUC."""
+    config = {**tiny_data, "metrics": ["Recall", "AUC"], "topk": [10], "valid_metric": "AUC"}
+    result = recbole_blairclip.run("BPR", "tiny", config_dict=config, saved=False)
+    assert set(result["test_result"]) == {"recall@10", "auc"}
+    assert result["best_valid_score"] == result["best_valid_result"]["auc"]
