@@ -212,3 +212,15 @@ def test_auc_metric_name_runs_in_full_sort(tiny_data):
     result = recbole_blairclip.run("BPR", "tiny", config_dict=config, saved=False)
     assert set(result["test_result"]) == {"recall@10", "auc"}
     assert result["best_valid_score"] == result["best_valid_result"]["auc"]
+
+
+def test_python_api_mirrors_the_cli():
+    from recbole_blairclip.data.check import check_split
+    from recbole_blairclip.data.convert import convert
+    from recbole_blairclip.features.store import load_features
+
+    assert recbole_blairclip.convert is convert
+    assert recbole_blairclip.check_split is check_split
+    assert recbole_blairclip.load_features is load_features
+    with pytest.raises(AttributeError):
+        recbole_blairclip.no_such_function
