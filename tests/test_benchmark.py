@@ -196,3 +196,18 @@ def test_timeout_is_recorded_as_failed(bench):
     assert record["error"] == "timed out after 0.5s"
     saved = json.load(open(os.path.join(record["run_dir"], "result.json"), encoding="utf-8"))
     assert saved["status"] == "failed"  # on disk too: a re-run tries it again
+
+
+def test_report_keeps_rows_skipped_after_a_run(bench):
+    """A row that runs again, followed by rows skipped as finished: the table still has every row."""
+    root = bench["root"]
+    pop_result = os.path.join(_records(bench["result"])[("Pop", 7)]["run_dir"], "result.json")
+    os.remove(pop_result)  # Pop must run again; BPR after it is skipped
+    result = benchmark(config_files=[str(bench["yaml"])], models="Pop,BPR", out=str(root / "results"),
+                       progress="none")
+    assert result["ran"] == 1 and result["skipped"] == 1
+    with open(os.path.join(result["run_dir"], "results.csv"), encoding="utf-8") as f:
+        rows = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+    report_md = open(os.path.join(result["run_dir"], "report.md"), encoding="utf-8").read()
+    assert "| Pop |" in report_md and "| BPR |" in report_md
+    assert len(rows) == 2

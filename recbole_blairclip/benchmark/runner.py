@@ -482,7 +482,6 @@ def benchmark(
     records, counts = [], {"ran": 0, "skipped": 0, "failed": 0}
     total = len(plans) * len(seeds)
     index = 0
-    files = None
     for plan in plans:
         for seed in seeds:
             index += 1
@@ -537,9 +536,8 @@ def benchmark(
             counts["failed"] += record["status"] != "ok"
             display.end(record)
             records.append(record)
-            files = report.write_all(run_dir, records, meta)
-    if files is None:
-        files = report.write_all(run_dir, records, meta)
+            report.write_all(run_dir, records, meta)  # an interrupted benchmark still has its table
+    files = report.write_all(run_dir, records, meta)  # every row, skipped ones after the last run included
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return {
         "run_dir": run_dir,
