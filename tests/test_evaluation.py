@@ -251,3 +251,23 @@ def test_gauc_valid_metric_maps_to_auc(tiny_root):
     trainer = build_trainer(config, build_model(config, train_data))
     score, result = trainer.fit(train_data, valid_data, saved=False, show_progress=False)
     assert trainer.valid_metric == "auc" and score == result["auc"]
+
+
+def test_nan_scores_rank_last_and_never_hit():
+    """A diverged model (NaN scores) gets no hits and the lowest rank, not a free hit at rank k."""
+    from recbole_blairclip.evaluation.protocol import pessimistic_topk, target_ranks
+
+    scores = torch.full((2, 20), float("nan"))
+    scores[:, 0] = float("-inf")  # padding
+    pos_u, pos_i = torch.tensor([0, 1]), torch.tensor([3, 4])
+    hits = pessimistic_topk(scores, pos_u, pos_i, 10)
+    assert hits[:, :10].sum() == 0 and hits[:, 10].tolist() == [1, 1]
+    pessimistic, average, n_candidates = target_ranks(scores, pos_u, pos_i)
+    assert n_candidates.tolist() == [19, 19]
+    assert pessimistic.tolist() == [18, 18]  # after every tied (NaN) candidate
+    assert average.tolist() == [10.0, 10.0]  # all 19 tied: average rank (19 + 1) / 2
+    # a partly diverged row: the finite candidates rank above the NaN target
+    scores[1, 5:9] = 1.0
+    assert target_ranks(scores, pos_u, pos_i)[0].tolist() == [18, 18]
+    scores[1, 4] = 2.0
+    assert target_ranks(scores, pos_u, pos_i)[0].tolist() == [18, 0]

@@ -203,8 +203,12 @@ def target_ranks(scores, positive_u, positive_i):
 
     Returns ``(pessimistic, average, n_candidates)``: the 0-based rank of each target when tied
     non-targets go first and tied targets follow item id order; its 1-based average rank over ties (what
-    RecBole's ``rec.meanrank`` holds); the number of candidates of each row.
+    RecBole's ``rec.meanrank`` holds); the number of candidates of each row. A NaN score (a diverged
+    model) counts as the lowest possible score of a candidate, never as a hit.
     """
+    if scores.is_floating_point() and torch.isnan(scores).any():
+        lowest = torch.finfo(scores.dtype).min
+        scores = torch.nan_to_num(scores, nan=lowest, posinf=float("inf"), neginf=float("-inf"))
     n_rows, n_items = scores.shape
     device = scores.device
     positive_u, positive_i = positive_u.to(device).long(), positive_i.to(device).long()
