@@ -1,13 +1,16 @@
 """Fixes RecBole 1.2.1 needs on today's Python stack; imported first by ``recbole_blairclip``.
 
-The project installs the measured working set (see README, "Why these pins"): numpy < 2, pandas < 3,
-setuptools < 81 (ray 2.6.3 imports ``pkg_resources``). This module
+The project installs a measured working set (see README, "Why these pins"): numpy 2 with the aliases below,
+pandas < 3, setuptools < 81 (ray 2.6.3, the plain-pip path, imports ``pkg_resources``), current Ray under uv.
+This module
 
 * fails early, with the fix, when pandas >= 3 is installed (it silently breaks RecBole's ``token_seq``
   fields) or ``pkg_resources`` is missing (ray 2.6.3, imported by ``recbole.quick_start``, needs it);
 * re-creates the numpy aliases RecBole and ray 2.6.3 still use (``np.float_``, ``np.complex_``,
-  ``np.unicode_``, ``np.bool8``) when numpy >= 2 is present anyway; with numpy < 2 it does nothing, so
-  Ray's worker processes need no set-up hook;
+  ``np.unicode_``, ``np.bool8``) when numpy >= 2 is present (with numpy < 2 it does nothing); Ray workers
+  run it first through ``runtime_env={"worker_process_setup_hook": WORKER_SETUP_HOOK}``;
+* :func:`require_ray` stops a feature that needs current Ray (>= 2.40) with a one-line fix when the Ray
+  2.6.3 of RecBole's own pin is installed;
 * restores ``scipy.sparse.dok_matrix._update`` (removed in recent scipy), which RecBole's graph models
   (LightGCN, NGCF, GCMC, NCL, SpectralCF, KGIN, MCCLK) call to build their adjacency matrix;
 * loads RecBole checkpoints, which pickle their ``Config``: torch >= 2.6 refuses them with the default
@@ -18,12 +21,27 @@ import importlib.util
 
 import numpy as np
 
+from recbole_blairclip.errors import BlairclipError
+
+WORKER_SETUP_HOOK = "recbole_blairclip.compat.apply"  # Ray's worker_process_setup_hook (an import path)
+MIN_RAY = (2, 40)
 _NUMPY_ALIASES = {"float_": "float64", "complex_": "complex128", "unicode_": "str_", "bool8": "bool_"}
 
 
 def _dok_update(self, data):
     """Bulk insert {(row, col): value} without per-item checks, as scipy's old private method did."""
     self._dict.update(data)
+
+
+def _ray_needs_pkg_resources():
+    """ray < 2.7 (RecBole's pin) imports pkg_resources; current Ray does not."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(p) for p in version("ray").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) < (2, 7)
 
 
 def apply():
@@ -42,11 +60,30 @@ def apply():
             f"recbole-blairclip needs pandas < 3 (found {pd.__version__}): pandas 3 breaks RecBole's "
             "token_seq fields. Run: pip install 'pandas<3'"
         )
-    if importlib.util.find_spec("pkg_resources") is None:
+    if importlib.util.find_spec("pkg_resources") is None and _ray_needs_pkg_resources():
         raise ImportError(
             "ray 2.6.3 (required by RecBole 1.2.1) imports pkg_resources, removed in setuptools >= 81. "
             "Run: pip install 'setuptools<81'"
         )
+
+
+class RayVersionError(BlairclipError, ImportError):
+    """Ray is missing or older than :data:`MIN_RAY` (the CLI prints its one line with the fix)."""
+
+
+def require_ray(feature):
+    """Return the ray module when it is >= 2.40; else raise :class:`RayVersionError` saying how to get it."""
+    fix = ("install with uv as the README says (`uv sync --locked` lifts RecBole's ray<=2.6.3 pin), or on "
+           "Python 3.11 with pip: pip install 'ray[tune,data]>=2.40' (pip then warns about RecBole's pin; that is expected)")
+    try:
+        import ray
+    except ImportError:
+        raise RayVersionError(f"{feature} needs Ray >= 2.40, which is not installed: {fix}") from None
+    version = tuple(int(p) for p in ray.__version__.split(".")[:2] if p.isdigit())
+    if version < MIN_RAY:
+        raise RayVersionError(f"{feature} needs Ray >= 2.40 (found ray {ray.__version__}, from RecBole 1.2.1's "
+                              f"pin): {fix}")
+    return ray
 
 
 def load_recbole_checkpoint(path, map_location="cpu"):

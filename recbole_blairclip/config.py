@@ -8,6 +8,9 @@ Priority, lowest first (RecBole's own rule, extended):
    ``properties/model/<Model>.yaml`` for plugin models;
 3. config files < ``config_dict`` < ``--key=value`` on the command line (RecBole's external priority).
 
+The command line is an explicit argument (``cmd_args``, a list such as ``["--epochs=5"]``): unlike RecBole's
+Config this one never reads ``sys.argv``, so no caller has to rewrite it.
+
 Config files are parsed with a *safe* YAML loader; a broken file raises a
 :class:`~recbole_blairclip.errors.ConfigError` naming the file and line.
 """
@@ -21,6 +24,7 @@ from recbole.utils import ModelType
 
 from recbole_blairclip import registry
 from recbole_blairclip.errors import ConfigError
+from recbole_blairclip.packaged import resolve_config_file, resolve_dataset_root
 
 _PROPERTIES = importlib.resources.files("recbole_blairclip") / "properties"
 
@@ -45,7 +49,7 @@ SafeConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, lis
 
 def load_yaml(path):
     """Read one yaml file safely; errors name the file and line."""
-    path = os.fspath(path)
+    path = resolve_config_file(os.fspath(path))  # configs/x.yaml from any folder: the packaged copy
     try:
         with open(path, "r", encoding="utf-8") as f:
             data = yaml.load(f, Loader=SafeConfigLoader)
@@ -71,6 +75,23 @@ def packaged_yaml(relative):
 
 class Config(RecBoleConfig):
     """RecBole's Config that knows the plugin's models and packaged defaults (see module doc)."""
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
+        self._cmd_args = list(cmd_args or ())
+        super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+    def _load_cmd_line(self):
+        """``--key=value`` pairs of ``cmd_args`` (RecBole reads sys.argv here); other arguments are the
+        caller's own (``--model X``, ``--nproc 2``) and ignored."""
+        cmd = {}
+        for arg in self._cmd_args:
+            if not arg.startswith("--") or "=" not in arg:
+                continue
+            name, value = arg[2:].split("=", 1)
+            if name in cmd and cmd[name] != value:
+                raise ConfigError(f"--{name} is given twice with different values ({cmd[name]!r}, {value!r})")
+            cmd[name] = value
+        return self._convert_config_dict(cmd)
 
     def _build_yaml_loader(self):
         return SafeConfigLoader
@@ -121,6 +142,9 @@ class Config(RecBoleConfig):
         if isinstance(metrics, (list, str)):
             metrics = [metrics] if isinstance(metrics, str) else metrics
             final["metrics"] = list(dict.fromkeys("GAUC" if str(m).upper() == "AUC" else m for m in metrics))
+        # the bundled sample resolves by name from any folder; an explicit data_path always wins
+        final["data_path"] = resolve_dataset_root(final["data_path"], self.dataset,
+                                                  explicit="data_path" in self.external_config_dict)
         output_dir = final.get("output_dir") or "outputs"
         if "checkpoint_dir" not in self.external_config_dict:
             final["checkpoint_dir"] = os.path.join(output_dir, "saved")

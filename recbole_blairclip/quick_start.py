@@ -10,7 +10,6 @@ use the shared evaluation protocol for every model (:mod:`recbole_blairclip.eval
 import contextlib
 import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 
@@ -22,7 +21,7 @@ from recbole_blairclip.compat import load_recbole_checkpoint
 from recbole_blairclip.config import Config
 from recbole_blairclip.data.dataset import check_dataset_files, create_dataset
 from recbole_blairclip.evaluation.protocol import attach_protocol
-from recbole_blairclip.evaluation.trainer import protocol_trainer_class
+from recbole_blairclip.evaluation.trainer import TrainerHooks, protocol_trainer_class
 from recbole_blairclip.registry import get_model
 
 _OWN_HANDLERS = []  # root-logger handlers the last run added (removed before the next run)
@@ -79,9 +78,11 @@ def to_floats(result):
     return float(result)
 
 
-def make_config(model, dataset, config_file_list=None, config_dict=None):
-    """The plugin Config with ``output_dir`` and ``checkpoint_dir`` made absolute."""
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+def make_config(model, dataset, config_file_list=None, config_dict=None, cmd_args=None):
+    """The plugin Config with ``output_dir`` and ``checkpoint_dir`` made absolute. ``cmd_args``: command-line
+    ``--key=value`` overrides (highest priority), as a list; sys.argv is never read."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                    cmd_args=cmd_args)
     for key in ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir"):
         config[key] = os.path.abspath(config[key])
     return config
@@ -108,15 +109,16 @@ def build_model(config, train_data):
     return get_model(config["model"])(config, train_data._dataset).to(config["device"])
 
 
-def build_trainer(config, model):
+def build_trainer(config, model, hooks=()):
     """RecBole's trainer for the model with the shared evaluation protocol mixed in
     (:func:`recbole_blairclip.evaluation.trainer.protocol_trainer_class`), its tensorboard writer under
-    ``output_dir/log_tensorboard``."""
+    ``output_dir/log_tensorboard``; ``hooks``: :class:`~recbole_blairclip.evaluation.trainer.TrainerHooks`
+    called after every training epoch and validation."""
     from torch.utils.tensorboard import SummaryWriter
 
     trainer_class = protocol_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
     with _working_dir(config["output_dir"]):  # RecBole names ./log_tensorboard/<run> relative to cwd
-        trainer = trainer_class(config, model)
+        trainer = trainer_class(config, model, hooks=hooks) if hooks else trainer_class(config, model)
         log_dir = os.path.abspath(trainer.tensorboard.log_dir)
     trainer.tensorboard.close()  # it would write relative to wherever the process stands later
     trainer.tensorboard = SummaryWriter(log_dir)
@@ -138,20 +140,23 @@ def run_single(
     saved=True,
     callback_fn=None,
     queue=None,
+    cmd_args=None,
+    hooks=(),
 ):
     """One process: train ``model`` on ``dataset`` and test it. Returns plain floats (see :func:`run`)."""
-    config = make_config(model, dataset, config_file_list, config_dict)
+    config = make_config(model, dataset, config_file_list, config_dict, cmd_args)
     check_dataset_files(config)  # fail before any log or checkpoint folder is made
     init_seed(config["seed"], config["reproducibility"])
     logger = init_logging(config)
-    logger.info(sys.argv)
+    if cmd_args:
+        logger.info(f"command line: {' '.join(cmd_args)}")
     logger.info(config)
 
     dataset_obj, train_data, valid_data, test_data = prepare(config)
     logger.info(dataset_obj)
     model_obj = build_model(config, train_data)
     logger.info(model_obj)
-    trainer = build_trainer(config, model_obj)
+    trainer = build_trainer(config, model_obj, hooks)
 
     progress = {"best_epoch": None, "epochs": 0}
 
@@ -208,9 +213,9 @@ def run_single(
     return result
 
 
-def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue):
+def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue, cmd_args):
     config_dict = dict(config_dict or {}, local_rank=rank)
-    run_single(model, dataset, config_file_list, config_dict, saved=saved, queue=queue)
+    run_single(model, dataset, config_file_list, config_dict, saved=saved, queue=queue, cmd_args=cmd_args)
 
 
 def run(
@@ -225,12 +230,17 @@ def run(
     port="5678",
     group_offset=0,
     callback_fn=None,
+    cmd_args=None,
+    hooks=(),
 ):
     """Train and test ``model`` (a plugin or RecBole model name) on ``dataset``.
 
     Arguments follow ``recbole.quick_start.run``; ``nproc``/``world_size``/``ip``/``port``/``group_offset``
     start RecBole's distributed training. ``callback_fn(epoch_idx, valid_score)`` is called after every
-    validation (single process only). Returns a dict of plain Python values: ``best_valid_score``,
+    validation (single process only); ``hooks`` (:class:`~recbole_blairclip.evaluation.trainer.TrainerHooks`)
+    after every training epoch and validation (single process only). ``cmd_args``: ``--key=value``
+    overrides of the highest priority, as RecBole's script takes them (a list; sys.argv is never read).
+    Returns a dict of plain Python values: ``best_valid_score``,
     ``best_valid_result``, ``test_result`` (metric -> float; the full-ranking per-user AUC is ``auc``),
     ``test_result_coldstart`` / ``test_result_warm`` (the same metrics on the test users whose target never
     occurs in training / on the others; None for an empty group or a distributed run), ``n_test_users``,
@@ -238,7 +248,8 @@ def run(
     ``test_seconds``, ``n_params``, ``device``, ``checkpoint``, ``log_file``.
     """
     if nproc == 1 and world_size <= 0:
-        return run_single(model, dataset, config_file_list, config_dict, saved=saved, callback_fn=callback_fn)
+        return run_single(model, dataset, config_file_list, config_dict, saved=saved, callback_fn=callback_fn,
+                          cmd_args=cmd_args, hooks=hooks)
     import torch.multiprocessing as mp
 
     world_size = nproc if world_size == -1 else world_size
@@ -247,7 +258,7 @@ def run(
     config_dict.update(world_size=world_size, ip=ip, port=port, nproc=nproc, offset=group_offset)
     mp.spawn(
         _run_rank,
-        args=(model, dataset, config_file_list, config_dict, saved, queue),
+        args=(model, dataset, config_file_list, config_dict, saved, queue, cmd_args),
         nprocs=nproc,
         join=True,
     )

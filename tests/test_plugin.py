@@ -118,8 +118,8 @@ def test_packaged_yaml_priority(tiny_data, tmp_path, monkeypatch):
     )
     file_cfg = tmp_path / "f.yaml"
     file_cfg.write_text("b: file\nc: file\nd: file\n")
-    monkeypatch.setattr(sys, "argv", ["run_recbole", "--d=cmd"])
-    cfg = Config("DummyPlugin", "tiny", config_file_list=[str(file_cfg)], config_dict={**tiny_data, "c": "dict", "d": "dict"})
+    cfg = Config("DummyPlugin", "tiny", config_file_list=[str(file_cfg)], config_dict={**tiny_data, "c": "dict", "d": "dict"},
+                 cmd_args=["--d=cmd"])
     assert (cfg["a"], cfg["b"], cfg["c"], cfg["d"]) == ("packaged", "file", "dict", "cmd")
     # the plugin's protocol defaults apply, and a config file still beats them
     assert cfg["benchmark_filename"] == ["train", "valid", "test"]
@@ -224,3 +224,42 @@ def test_python_api_mirrors_the_cli():
     assert recbole_blairclip.load_features is load_features
     with pytest.raises(AttributeError):
         recbole_blairclip.no_such_function
+
+
+def test_config_never_reads_sys_argv(tiny_data, monkeypatch):
+    """The command line is an explicit argument: sys.argv is ignored, cmd_args win over config_dict."""
+    from recbole_blairclip.quick_start import make_config
+
+    monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=99", "--learning_rate=0.5"])
+    config = make_config("BPR", "tiny", None, dict(tiny_data))
+    assert config["epochs"] == 2 and config["learning_rate"] != 0.5
+    config = make_config("BPR", "tiny", None, dict(tiny_data), cmd_args=["--epochs=5", "--model", "BPR"])
+    assert config["epochs"] == 5
+    with pytest.raises(ConfigError, match="--epochs is given twice"):
+        make_config("BPR", "tiny", None, dict(tiny_data), cmd_args=["--epochs=5", "--epochs=6"])
+
+
+def test_trainer_hooks_see_every_epoch_and_validation(tiny_data):
+    """The protocol trainer's hooks: one call per training epoch (its loss), one per validation with every
+    metric; the validation scores equal what RecBole's own callback receives."""
+    from recbole_blairclip.evaluation.trainer import TrainerHooks
+    from recbole_blairclip.quick_start import run
+
+    class Recorder(TrainerHooks):
+        def __init__(self):
+            self.train, self.valid = [], []
+
+        def on_train_epoch(self, trainer, epoch_idx, seconds, loss):
+            self.train.append((epoch_idx, seconds, float(loss)))
+
+        def on_valid(self, trainer, seconds, score, result):
+            self.valid.append((float(score), dict(result)))
+
+    recorder, scores = Recorder(), []
+    result = run("BPR", "tiny", config_dict=dict(tiny_data, epochs=3), hooks=[recorder],
+                 callback_fn=lambda epoch, score: scores.append(float(score)))
+    assert [e for e, _, _ in recorder.train] == [0, 1, 2]
+    assert all(s > 0 and loss > 0 for _, s, loss in recorder.train)
+    assert [s for s, _ in recorder.valid] == scores and len(scores) == 3
+    assert all(set(r) >= {"ndcg@10", "recall@10", "auc"} for _, r in recorder.valid)
+    assert result["best_valid_score"] == pytest.approx(max(scores))

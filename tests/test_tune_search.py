@@ -10,6 +10,21 @@ from conftest import write_tiny_dataset
 from recbole_blairclip.errors import ConfigError
 
 ray = pytest.importorskip("ray")
+CURRENT_RAY = tuple(int(p) for p in ray.__version__.split(".")[:2]) >= (2, 40)
+needs_current_ray = pytest.mark.skipif(not CURRENT_RAY, reason="blairclip tune needs Ray >= 2.40 (the uv install)")
+
+
+def test_old_ray_stops_with_one_line_saying_how_to_get_the_new_one(tiny, monkeypatch, capsys):
+    """The Ray 2.6.3 of RecBole's own pin (plain pip): `blairclip tune` prints one line with the fix, exit 2,
+    before it reads anything or starts Ray."""
+    from recbole_blairclip.cli import main
+
+    monkeypatch.setattr(ray, "__version__", "2.6.3")
+    code = main(["tune", "--model", "BPR", "--dataset", "tiny", "--space", str(tiny / "missing.yaml"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not ray.is_initialized()
+    assert len(err.splitlines()) == 1
+    assert "needs Ray >= 2.40 (found ray 2.6.3" in err and "uv sync --locked" in err
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +46,7 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
+@needs_current_ray
 def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ray, tiny, monkeypatch, capsys):
     """2 SASRec trials through `blairclip tune`: per-epoch validation rows, tables, best config, test of the
     best; the reported scores equal a plain run's (same data, same shared evaluation protocol)."""
@@ -93,6 +109,7 @@ def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ra
     assert set(test["test_result"]) >= {"recall@10", "recall@50", "ndcg@10", "mrr@10", "auc"}
 
 
+@needs_current_ray
 def test_asha_stops_a_bad_trial_and_a_failing_trial_is_recorded(local_ray, tiny, monkeypatch):
     """learning_rate 0 never improves: ASHA stops it at its first rung; a negative one raises in Adam."""
     from recbole_blairclip.tune.search import tune
@@ -127,6 +144,7 @@ def test_asha_stops_a_bad_trial_and_a_failing_trial_is_recorded(local_ray, tiny,
     ]
 
 
+@needs_current_ray
 def test_interrupted_search_keeps_finished_trials_and_resumes(local_ray, tiny, monkeypatch):
     """SIGUSR1 (Ray treats it like Ctrl-C) once the 2nd trial has started; resume runs what is left."""
     import signal

@@ -45,6 +45,7 @@ from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.worker import EVENT_PREFIX, write_json
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.errors import ConfigError, DatasetError
+from recbole_blairclip.packaged import resolve_dataset_root
 
 # keys of a benchmark yaml that describe the benchmark itself, not a RecBole run
 BENCHMARK_KEYS = (
@@ -453,14 +454,15 @@ def benchmark(
     plans = plan_rows(rows, bench, config_dict)
     for plan in plans:
         _check_model(plan.model, plan.row)
-    data_path = plans[0].config.get("data_path", "dataset_atomic/")
+    explicit = "data_path" in plans[0].config
+    data_path = resolve_dataset_root(plans[0].config.get("data_path", "dataset_atomic/"), dataset, explicit)
     if not os.path.isdir(os.path.join(data_path, dataset)):
         raise DatasetError(
             f"dataset folder {os.path.join(data_path, dataset)} not found: convert a dataset into "
             f"{data_path} (`blairclip convert`) or set data_path"
         )
     for plan in plans:
-        plan.config["data_path"] = os.path.abspath(plan.config.get("data_path", data_path))
+        plan.config["data_path"] = os.path.abspath(data_path if not explicit else plan.config["data_path"])
 
     run_dir = os.path.abspath(os.path.join(out, dataset, row_folder(run_name)))
     os.makedirs(run_dir, exist_ok=True)

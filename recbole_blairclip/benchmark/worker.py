@@ -23,6 +23,8 @@ import time
 import traceback
 from importlib import metadata
 
+from recbole_blairclip.evaluation.trainer import TrainerHooks
+
 EVENT_PREFIX = "@@"
 _PACKAGES = ("recbole-blairclip", "recbole", "torch", "numpy", "pandas", "scikit-learn", "transformers", "ray")
 
@@ -100,39 +102,20 @@ def _loss_value(loss):
         return None
 
 
-def _instrument(quick_start, timings, events):
-    """Time every training and validation epoch by wrapping the trainer that quick_start builds.
+class EpochTimer(TrainerHooks):
+    """Times every training epoch and validation (the protocol trainer's hooks) and emits a ``train``
+    progress event per epoch."""
 
-    Only this process is affected; if quick_start no longer exposes ``build_trainer`` the run still works,
-    and epoch times fall back to the intervals between validation callbacks.
-    """
-    original = getattr(quick_start, "build_trainer", None)
-    if original is None:
-        return False
+    def __init__(self, events):
+        self.events = events
+        self.train, self.valid = [], []
 
-    def build_trainer(config, model):
-        trainer = original(config, model)
-        train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
+    def on_train_epoch(self, trainer, epoch_idx, seconds, loss):
+        self.train.append(seconds)
+        self.events.emit("train", epoch=int(epoch_idx), seconds=seconds, loss=_loss_value(loss))
 
-        def timed_train(train_data, epoch_idx, *args, **kwargs):
-            start = time.perf_counter()
-            loss = train_epoch(train_data, epoch_idx, *args, **kwargs)
-            seconds = time.perf_counter() - start
-            timings["train"].append(seconds)
-            events.emit("train", epoch=int(epoch_idx), seconds=seconds, loss=_loss_value(loss))
-            return loss
-
-        def timed_valid(*args, **kwargs):
-            start = time.perf_counter()
-            out = valid_epoch(*args, **kwargs)
-            timings["valid"].append(time.perf_counter() - start)
-            return out
-
-        trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid
-        return trainer
-
-    quick_start.build_trainer = build_trainer
-    return True
+    def on_valid(self, trainer, seconds, score, result):
+        self.valid.append(seconds)
 
 
 def _views(result):
@@ -162,7 +145,6 @@ def run_spec(spec, events=None):
         "hostname": platform.node(),
     }
     start = time.perf_counter()
-    timings = {"train": [], "valid": [], "callbacks": []}
     try:
         from recbole_blairclip import quick_start, registry
 
@@ -181,23 +163,19 @@ def run_spec(spec, events=None):
         record["config"] = jsonable(dict(config.final_config_dict))
         record["device"] = str(config["device"])
         events.emit("start", epochs=int(config["epochs"]), valid_metric=str(config["valid_metric"]))
-        instrumented = _instrument(quick_start, timings, events)
+        timer = EpochTimer(events)
 
         def on_valid(epoch_idx, valid_score):
-            timings["callbacks"].append(time.perf_counter())
             events.emit("valid", epoch=int(epoch_idx), score=float(valid_score))
 
-        fit_start = time.perf_counter()
         result = quick_start.run(
             model=spec["model"],
             dataset=spec["dataset"],
             config_dict=dict(spec["config"]),
             saved=True,
             callback_fn=on_valid,
+            hooks=[timer],
         )
-        if not instrumented:  # epoch time = interval between validations (training + validation)
-            marks = [fit_start] + timings["callbacks"]
-            timings["train"] = [b - a for a, b in zip(marks, marks[1:])]
         record.update(
             status="ok",
             metrics=_views(result),
@@ -210,9 +188,9 @@ def run_spec(spec, events=None):
             best_valid_score=result.get("best_valid_score"),
             best_epoch=result.get("best_epoch"),
             epochs=result.get("epochs"),
-            epoch_train_seconds=timings["train"],
-            epoch_valid_seconds=timings["valid"],
-            train_seconds_per_epoch=(sum(timings["train"]) / len(timings["train"])) if timings["train"] else None,
+            epoch_train_seconds=timer.train,
+            epoch_valid_seconds=timer.valid,
+            train_seconds_per_epoch=(sum(timer.train) / len(timer.train)) if timer.train else None,
             fit_seconds=result.get("fit_seconds"),
             eval_seconds=result.get("test_seconds"),
             n_params=result.get("n_params"),
@@ -261,7 +239,6 @@ def main(argv=None):
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    sys.argv = [sys.argv[0]]  # RecBole's Config reads --key=value overrides from sys.argv
     record = run_spec(spec, events)
     write_json(spec["result_path"], record)
     events.emit("end", status=record["status"], error=record["error"])

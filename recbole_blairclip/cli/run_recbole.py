@@ -5,7 +5,6 @@
 Any other ``--key=value`` is a RecBole config override (highest priority), exactly as in RecBole.
 """
 import argparse
-import contextlib
 import json
 import sys
 
@@ -30,17 +29,6 @@ def build_parser():
     return parser
 
 
-@contextlib.contextmanager
-def _argv(argv):
-    """RecBole's Config reads --key=value overrides from sys.argv; make it see this invocation's."""
-    saved = sys.argv
-    sys.argv = ["run_recbole", *argv]
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args, _ = build_parser().parse_known_args(argv)
@@ -48,18 +36,18 @@ def main(argv=None):
     try:
         from recbole_blairclip.quick_start import run
 
-        with _argv(argv):
-            result = run(
-                model=args.model,
-                dataset=args.dataset,
-                config_file_list=config_file_list,
-                saved=not args.no_save,
-                nproc=args.nproc,
-                world_size=args.world_size,
-                ip=args.ip,
-                port=args.port,
-                group_offset=args.group_offset,
-            )
+        result = run(
+            model=args.model,
+            dataset=args.dataset,
+            config_file_list=config_file_list,
+            saved=not args.no_save,
+            nproc=args.nproc,
+            world_size=args.world_size,
+            ip=args.ip,
+            port=args.port,
+            group_offset=args.group_offset,
+            cmd_args=argv,
+        )
     except BlairclipError as exc:
         print(f"run_recbole: error: {exc}", file=sys.stderr)
         return 2

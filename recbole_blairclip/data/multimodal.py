@@ -34,6 +34,9 @@ class MultimodalDataset(RecentHistoryDataset):
     ``features_meta`` the parsed features.json.
     """
 
+    # config keys that change what this dataset builds: trials that vary one cannot share a built dataset
+    config_keys = ("text_features", "image_features", "use_image", "text_mode", "train_rows", "text_field")
+
     def __init__(self, config):
         self.text_tag = config["text_features"]
         self.image_tag = config["image_features"]

@@ -8,12 +8,16 @@ TraditionalTrainer, a model's own trainer) so that validation during ``fit`` and
 * hand models with ``uses_eval_history = True`` (TFIDF) every earlier item as ``item_id_list``;
 * build the top-k ranks deterministically (pessimistic ties) and report ``gauc`` as ``auc``;
 * leave the cold-start / warm views of the last evaluation in ``trainer.last_views``;
-* reload a best checkpoint through :func:`recbole_blairclip.compat.load_recbole_checkpoint` (torch >= 2.6).
+* reload a best checkpoint through :func:`recbole_blairclip.compat.load_recbole_checkpoint` (torch >= 2.6);
+* call its :class:`TrainerHooks` after every training epoch and every validation (the run's one seam for
+  per-epoch timing, per-validation reports and score capture: benchmark and tune use it, nothing patches
+  the trainer).
 
 ``trainer.score_dump = []`` collects ``(users, scores, positive_u, positive_i)`` per batch on the CPU (for
 :mod:`recbole_blairclip.evaluation.crosscheck`); leave it ``None`` otherwise.
 """
 import logging
+import time
 
 import numpy as np
 import torch
@@ -25,11 +29,27 @@ from recbole_blairclip.evaluation.coldstart import coldstart_views
 from recbole_blairclip.evaluation.protocol import AUC_KEY, PHASE_ATTR, ProtocolCollector, report_names
 
 
+class TrainerHooks:
+    """Callbacks of one training run; subclass and override what you need (all default to nothing).
+
+    RecBole's own ``fit(callback_fn=...)`` gets only the validation score; these get the timing, the loss and
+    every validation metric too. They run in the training process, after RecBole's epoch bookkeeping.
+    """
+
+    def on_train_epoch(self, trainer, epoch_idx, seconds, loss):
+        """After training epoch ``epoch_idx`` (0-based): its wall seconds and RecBole's loss (a float or a
+        tuple of per-term losses)."""
+
+    def on_valid(self, trainer, seconds, score, result):
+        """After a validation: its wall seconds, the valid_metric score and the dict of every metric."""
+
+
 class ProtocolTrainerMixin:
     """Mixed in before a RecBole trainer class (see the module docstring)."""
 
-    def __init__(self, config, model):
+    def __init__(self, config, model, hooks=()):
         super().__init__(config, model)
+        self.hooks = list(hooks)
         mask = config["mask_history"]
         self.mask_history = True if mask is None else bool(mask)
         self.eval_collector = ProtocolCollector(config)
@@ -40,6 +60,22 @@ class ProtocolTrainerMixin:
         self._phase = None
         self._cold_rows = []
         self._warned = False
+
+    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+        start = time.perf_counter()
+        loss = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        seconds = time.perf_counter() - start
+        for hook in self.hooks:
+            hook.on_train_epoch(self, epoch_idx, seconds, loss)
+        return loss
+
+    def _valid_epoch(self, valid_data, *args, **kwargs):
+        start = time.perf_counter()
+        score, result = super()._valid_epoch(valid_data, *args, **kwargs)
+        seconds = time.perf_counter() - start
+        for hook in self.hooks:
+            hook.on_valid(self, seconds, score, result)
+        return score, result
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, history_index, positive_u, positive_i = batched_data
@@ -103,4 +139,4 @@ def protocol_trainer_class(base):
     return _CLASSES[base]
 
 
-__all__ = ["ProtocolTrainerMixin", "protocol_trainer_class"]
+__all__ = ["ProtocolTrainerMixin", "TrainerHooks", "protocol_trainer_class"]

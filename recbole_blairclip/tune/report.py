@@ -65,24 +65,35 @@ def _last_run(rows):
     return rows[start:]
 
 
-def trial_status(trial, result, saved_status=None):
-    if trial.status == "ERROR" or result.error is not None:
+def trial_id_of(result):
+    """A trial's id from its Result: its folder is ``trial_<id>`` (the search's ``trial_dirname_creator``);
+    the id Ray adds to every reported row is the fallback."""
+    name = os.path.basename(str(result.path or "").rstrip("/"))
+    if name.startswith("trial_"):
+        return name[len("trial_"):]
+    return str((result.metrics or {}).get("trial_id", name))
+
+
+def trial_status(result, saved_status=None):
+    """A trial's status from its Ray ``Result`` and the status Ray last saved for it."""
+    if result.error is not None or saved_status == "ERROR":
         return STATUS_FAILED
-    if saved_status is not None and saved_status not in ("TERMINATED", "ERROR"):
+    if saved_status is not None and saved_status != "TERMINATED":
         return STATUS_UNFINISHED
-    if trial.status == "TERMINATED":
-        # Ray marks a trial the scheduler stopped "done" too: only the trial knows it reached its end
-        return STATUS_COMPLETED if (result.metrics or {}).get(FINISHED_KEY) else STATUS_STOPPED
-    return STATUS_UNFINISHED
+    metrics = result.metrics or {}
+    if not metrics:
+        return STATUS_UNFINISHED
+    # Ray marks a trial the scheduler stopped "done" too: only the trial knows it reached its end
+    return STATUS_COMPLETED if metrics.get(FINISHED_KEY) else STATUS_STOPPED
 
 
 def collect_trials(results, param_names, mode, saved=None):
-    """(records, epoch rows) from a Ray ResultGrid: one record per trial, one row per validation."""
-    trials = results._experiment_analysis.trials  # the ResultGrid's results are in this order
+    """(records, epoch rows) from a Ray ``ResultGrid``: one record per trial, one row per validation."""
     saved = saved or {}
     records, epochs = [], []
-    for trial, result in zip(trials, results):
-        status = trial_status(trial, result, saved.get(trial.trial_id))
+    for result in results:
+        trial_id = trial_id_of(result)
+        status = trial_status(result, saved.get(trial_id))
         frame = result.metrics_dataframe
         rows = []
         if frame is not None and "valid_score" in frame:
@@ -90,21 +101,21 @@ def collect_trials(results, param_names, mode, saved=None):
             metric_cols = [c for c in frame.columns if c.startswith("valid_") and c != "valid_score"]
             for _, row in frame.iterrows():
                 values = {c[len("valid_"):]: float(row[c]) for c in metric_cols}
-                rows.append({"trial_id": trial.trial_id, "epoch": int(row["epoch"]),
+                rows.append({"trial_id": trial_id, "epoch": int(row["epoch"]),
                              "valid_score": float(row["valid_score"]), **values})
         rows = _last_run(rows)
         epochs.extend(rows)
         pick = max if mode == "max" else min
         best_row = pick(rows, key=lambda r: r["valid_score"]) if rows else None
-        record = {"trial_id": trial.trial_id, "status": status}
-        record.update({name: plain(trial.config.get(name)) for name in param_names})
+        record = {"trial_id": trial_id, "status": status}
+        record.update({name: plain((result.config or {}).get(name)) for name in param_names})
         record.update(
             best_valid=best_row["valid_score"] if best_row else None,
             best_epoch=best_row["epoch"] if best_row else None,
             epochs_run=rows[-1]["epoch"] if rows else 0,
             validations=len(rows),
             error=first_error_line(result.error) if status == STATUS_FAILED else "",
-            trial_dir=str(result.log_dir or trial.local_path or ""),
+            trial_dir=str(result.path or ""),
         )
         records.append(record)
     records.sort(key=lambda r: (r["best_valid"] is None, 0.0 if r["best_valid"] is None
@@ -176,6 +187,6 @@ def best_config_yaml(model, dataset, config_files, config_dict, params, metric_n
 
 __all__ = [
     "STATUS_COMPLETED", "STATUS_STOPPED", "STATUS_FAILED", "STATUS_UNFINISHED", "write_atomic",
-    "first_error_line", "saved_statuses", "trial_status", "collect_trials", "best_record", "trials_csv",
+    "first_error_line", "saved_statuses", "trial_id_of", "trial_status", "collect_trials", "best_record", "trials_csv",
     "epochs_csv", "trials_markdown", "best_config_yaml",
 ]

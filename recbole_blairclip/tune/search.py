@@ -5,11 +5,15 @@ each reports the **validation** metrics to Ray after every validation, so an ASH
 trials early. The test set is touched once, at the end, for the best configuration only: it is trained
 again from the written ``best_config.yaml`` (same seed) and its test metrics are written separately.
 
-Ray 2.6.3 (the newest RecBole 1.2.1 allows): ``ray.tune.Tuner`` + ``ray.air.session.report``.
+Current Ray (>= 2.40, the uv install; :func:`recbole_blairclip.compat.require_ray` stops with a one-line fix on
+the Ray 2.6.3 that RecBole's own pin gives plain pip): ``ray.tune.Tuner``, ``ray.tune.report``, the
+``ResultGrid`` it returns and ``Tuner.restore``; no private Ray attribute is read.
 
 * Everything checkable is checked before Ray starts: the space (:mod:`recbole_blairclip.tune.space`),
   config files, the dataset files, the scheduler, the address.
-* Local by default: ``ray.init(num_cpus=<this machine's CPUs>, include_dashboard=False)``. ``address``
+* Local by default: ``ray.init(num_cpus=<this machine's CPUs>, include_dashboard=False)``; every Ray worker
+  runs :func:`recbole_blairclip.compat.apply` first (``worker_process_setup_hook``), so RecBole's numpy
+  aliases exist before anything in the worker imports RecBole. ``address``
   (``auto``, ``host:port`` or ``ray://host:port``) joins an existing cluster as it is; an address that
   does not answer is a ConfigError before any trial starts (Ray itself would retry for minutes).
   On a cluster every node needs this package and the dataset at the same absolute path. Trials run in
@@ -35,6 +39,7 @@ import os
 import socket
 import warnings
 
+from recbole_blairclip.compat import WORKER_SETUP_HOOK, require_ray
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.errors import ConfigError
 from recbole_blairclip.tune import report
@@ -53,11 +58,7 @@ EXPERIMENT = "search"  # Ray's experiment folder name under <out>/ray/
 
 # Keys that change the Dataset object, so trials that vary one cannot share it: RecBole's "Dataset"
 # keys, these, and a dataset class's own ``config_keys`` attribute when it declares one
-_DATASET_KEYS_EXTRA = {
-    "data_path", "dataset", "seq_len", "MAX_ITEM_LIST_LENGTH",
-    # recbole_blairclip.data.multimodal.MultimodalDataset (BLaIRCLIP's dataset) reads these
-    "text_features", "image_features", "use_image", "text_mode", "train_rows", "text_field",
-}
+_DATASET_KEYS_EXTRA = {"data_path", "dataset", "seq_len", "MAX_ITEM_LIST_LENGTH"}
 _OUTPUT_KEYS = ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir")  # each trial has its own
 _RESUME_MUST_MATCH = ("model", "dataset", "space", "samples", "scheduler", "valid_metric")
 
@@ -68,16 +69,12 @@ _RESUME_MUST_MATCH = ("model", "dataset", "space", "samples", "scheduler", "vali
 
 @contextlib.contextmanager
 def _driver_isolation():
-    """RecBole's Config reads ``--key=value`` from sys.argv and sets CUDA_VISIBLE_DEVICES (which would
-    hide GPUs from a local Ray started afterwards): undo both."""
-    import sys
-
-    saved_argv, saved_cuda = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
-    sys.argv = sys.argv[:1]
+    """RecBole's Config sets CUDA_VISIBLE_DEVICES (which would hide GPUs from a local Ray started
+    afterwards): undo it."""
+    saved_cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         yield
     finally:
-        sys.argv = saved_argv
         if saved_cuda is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
@@ -86,7 +83,7 @@ def _driver_isolation():
 
 @contextlib.contextmanager
 def _ray_console(verbose):
-    """verbose 0: Ray 2.6's new console output prints a header even at verbosity 0 (the legacy one does
+    """verbose 0: Ray's new console output prints a header even at verbosity 0 (the legacy one does
     not), and Ray logs every failed trial's traceback (trials.csv keeps the error instead)."""
     if verbose:
         yield
@@ -127,20 +124,6 @@ def _check_reachable(address, timeout=5.0):
         ) from None
 
 
-def _check_pyarrow():
-    """Ray's serializer imports pyarrow whenever it is installed; a pyarrow built for numpy 2 (>= 26)
-    next to this project's numpy 1.x breaks every ray.put, so say so before starting anything."""
-    try:
-        import pyarrow  # noqa: F401
-    except ModuleNotFoundError:
-        return
-    except ImportError as exc:
-        raise ConfigError(
-            f"pyarrow is installed but cannot be imported ({exc}); Ray imports it to pass data to trials. "
-            "Run: pip install 'pyarrow<26' (or uninstall pyarrow)"
-        ) from None
-
-
 def connect(address=None, num_cpus=None):
     """Start a local Ray (no dashboard) or join the cluster at ``address``. Returns True when this call
     started or joined Ray (and so should shut it down), False when Ray was already initialised."""
@@ -148,12 +131,14 @@ def connect(address=None, num_cpus=None):
 
     if ray.is_initialized():
         return False
+    runtime_env = {"worker_process_setup_hook": WORKER_SETUP_HOOK}
     if address is None:
         ray.init(
             num_cpus=int(num_cpus or os.cpu_count() or 1),
             include_dashboard=False,
             log_to_driver=False,  # each trial's stdout/stderr and RecBole log stay in its folder
             logging_level=logging.WARNING,
+            runtime_env=runtime_env,
         )
         return True
     _check_reachable(address)
@@ -161,7 +146,7 @@ def connect(address=None, num_cpus=None):
     level = retry_logger.level
     retry_logger.setLevel(logging.CRITICAL)
     try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {address!r}: {report.first_error_line(exc)}") from None
     finally:
@@ -290,8 +275,7 @@ def _scheduler(plan, scheduler, grace_period, reduction_factor):
 
 def _tuner(plan, trainable, restoring, retry_failed, scheduler, samples, max_concurrent_trials, verbose):
     from ray import tune as ray_tune
-    from ray.air import FailureConfig, RunConfig
-    from ray.tune import Tuner
+    from ray.tune import FailureConfig, RunConfig, SyncConfig, Tuner
     from ray.tune.search import BasicVariantGenerator
 
     if restoring:
@@ -314,7 +298,8 @@ def _tuner(plan, trainable, restoring, retry_failed, scheduler, samples, max_con
             name=EXPERIMENT,
             storage_path=os.path.dirname(plan["experiment_path"]),
             failure_config=FailureConfig(max_failures=0),  # a failing trial is recorded, not retried
-            log_to_file=True,  # each trial's stdout/stderr in its folder
+            log_to_file=True,  # each trial's stdout/stderr, copied to its folder (sync_artifacts)
+            sync_config=SyncConfig(sync_artifacts=True),
             verbose=verbose,
         ),
     )
@@ -386,12 +371,12 @@ def tune(
 
     Returns a dict: ``out``, ``metric`` (e.g. ``ndcg@10``), ``mode``, ``trials`` (records as in
     trials.csv, best first), ``epochs`` (rows of epochs.csv), ``best`` (the best record or None),
-    ``test`` (best_test.json's content or None), ``interrupted``, ``shared_dataset``,
-    ``experiment_path``, ``files``.
+    ``test`` (best_test.json's content or None), ``interrupted``, ``shared_dataset``, ``cluster`` (the
+    Ray cluster it ran on: ``gcs_address``, ``nodes``, ``cpus``, ``ray_version``), ``experiment_path``, ``files``.
     """
+    require_ray("blairclip tune")
     plan = _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_trial, config_file_list,
                  config_dict, out)
-    _check_pyarrow()
     restoring = _check_resume(plan, resume)
     config, out, param_names = plan["config"], plan["out"], list(plan["space"])
     os.makedirs(out, exist_ok=True)
@@ -400,7 +385,11 @@ def tune(
 
     started = connect(address, num_cpus)
     try:
+        import ray
         from ray import tune as ray_tune
+
+        cluster = {"gcs_address": ray.get_runtime_context().gcs_address, "nodes": len(ray.nodes()),
+                   "cpus": ray.cluster_resources().get("CPU", 0), "ray_version": ray.__version__}
 
         shared = None
         if share:
@@ -451,6 +440,7 @@ def tune(
             "test": test,
             "interrupted": interrupted,
             "shared_dataset": shared is not None,
+            "cluster": cluster,
             "experiment_path": plan["experiment_path"],
             "files": files,
         }

@@ -2,13 +2,14 @@
 
 A trial builds the plugin's Config (run config files < base ``config_dict`` < the sampled values), trains
 with RecBole's trainer through :mod:`recbole_blairclip.quick_start`'s building blocks, and reports the
-**validation** metrics to Ray after every validation (``ray.air.session.report``, Ray 2.6). The test set
-is never evaluated in a trial. RecBole's log goes to ``<trial folder>/log/``; its console output is cut
+**validation** metrics to Ray after every validation (``ray.tune.report``, Ray >= 2.40; through the protocol
+trainer's :class:`~recbole_blairclip.evaluation.trainer.TrainerHooks`). The test set is never evaluated in a trial. RecBole's log goes to ``<trial folder>/log/``; its console output is cut
 to warnings.
 """
 import logging
-import sys
 import warnings
+
+from recbole_blairclip.evaluation.trainer import TrainerHooks
 
 FINISHED_KEY = "trial_finished"  # True in the last report of a trial that ran to its end
 
@@ -25,17 +26,6 @@ def plain(value):
     return value
 
 
-class _bare_argv:
-    """RecBole's Config reads ``--key=value`` from sys.argv: hide the worker's (or CLI's) own flags."""
-
-    def __enter__(self):
-        self.saved = sys.argv
-        sys.argv = sys.argv[:1]
-
-    def __exit__(self, *exc):
-        sys.argv = self.saved
-
-
 def _device_keys(gpu_ids):
     # RecBole turns gpu_id into CUDA_VISIBLE_DEVICES: pass the physical ids Ray assigned to this worker
     return {"gpu_id": ",".join(str(g) for g in gpu_ids), "use_gpu": bool(gpu_ids)}
@@ -48,8 +38,7 @@ def trial_config(setup, params, output_dir, gpu_ids=()):
     config_dict = dict(setup["config_dict"])
     config_dict.update(plain(params))
     config_dict.update(output_dir=output_dir, show_progress=False, **_device_keys(gpu_ids))
-    with _bare_argv():
-        return make_config(setup["model"], setup["dataset"], setup["config_files"], config_dict)
+    return make_config(setup["model"], setup["dataset"], setup["config_files"], config_dict)
 
 
 def _loaders(config, dataset=None):
@@ -61,6 +50,36 @@ def _loaders(config, dataset=None):
     return train_data, valid_data
 
 
+class ValidationReporter(TrainerHooks):
+    """Reports every validation to Ray Tune: ``valid_score``, ``best_valid_score``, ``epoch``, ``valid_<metric>``
+    for every metric, and ``trial_finished`` on a trial's last validation.
+
+    The hook keeps each validation's metrics; RecBole's ``fit(callback_fn=reporter)`` calls it after its
+    early-stopping bookkeeping, where the report is made.
+    """
+
+    def __init__(self, report_fn, bigger):
+        self.report_fn, self.bigger = report_fn, bigger
+        self.best = None
+        self.result = {}
+        self.trainer = None
+
+    def on_valid(self, trainer, seconds, score, result):
+        self.trainer, self.result = trainer, result or {}
+
+    def __call__(self, epoch_idx, valid_score):
+        trainer = self.trainer
+        score = float(valid_score)
+        if self.best is None or (score > self.best if self.bigger else score < self.best):
+            self.best = score
+        metrics = {"valid_score": score, "best_valid_score": self.best, "epoch": epoch_idx + 1}
+        metrics.update({f"valid_{key}": float(value) for key, value in self.result.items()})
+        early_stop = trainer.cur_step > trainer.stopping_step  # RecBole ends training after this callback
+        # the last validation: a scheduler that stops the trial now (ASHA at max_t) ends a complete run
+        metrics[FINISHED_KEY] = bool(early_stop or epoch_idx + 1 + trainer.eval_step > trainer.epochs)
+        self.report_fn(metrics)
+
+
 def run_trial(params, setup=None, dataset=None):
     """Ray Tune function trainable: train one configuration, report validation metrics per validation.
 
@@ -69,49 +88,26 @@ def run_trial(params, setup=None, dataset=None):
     """
     import ray
     import torch
-    from ray.air import session
+    from ray import tune
     from recbole.utils import init_seed
 
     from recbole_blairclip.quick_start import build_model, build_trainer, init_logging
 
     warnings.filterwarnings("ignore")  # RecBole / torch deprecation noise; errors still raise
     torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
-    config = trial_config(setup, params, session.get_trial_dir(), ray.get_gpu_ids())
+    context = tune.get_context()
+    config = trial_config(setup, params, context.get_trial_dir(), ray.get_gpu_ids())
     init_seed(config["seed"], config["reproducibility"])
     init_logging(config, console_level=logging.WARNING)  # quiet trials; the file keeps everything
     logger = logging.getLogger()
-    logger.info(f"Ray Tune trial {session.get_trial_id()}: {plain(params)}")
+    logger.info(f"Ray Tune trial {context.get_trial_id()}: {plain(params)}")
     logger.info(config)
     train_data, valid_data = _loaders(config, dataset)
     model = build_model(config, train_data)
     logger.info(model)
-    trainer = build_trainer(config, model)
-
-    last = {}
-    valid_epoch = trainer._valid_epoch
-
-    def capture_valid(*args, **kwargs):  # RecBole's callback only gets the score: keep every metric
-        score, result = valid_epoch(*args, **kwargs)
-        last["result"] = result
-        return score, result
-
-    trainer._valid_epoch = capture_valid
-    bigger = config["valid_metric_bigger"]
-    best = {"score": None}
-
-    def report(epoch_idx, valid_score):
-        score = float(valid_score)
-        if best["score"] is None or (score > best["score"] if bigger else score < best["score"]):
-            best["score"] = score
-        metrics = {"valid_score": score, "best_valid_score": best["score"], "epoch": epoch_idx + 1}
-        for key, value in (last.get("result") or {}).items():
-            metrics[f"valid_{key}"] = float(value)
-        early_stop = trainer.cur_step > trainer.stopping_step  # RecBole ends training after this callback
-        # the last validation: a scheduler that stops the trial now (ASHA at max_t) ends a complete run
-        metrics[FINISHED_KEY] = bool(early_stop or epoch_idx + 1 + trainer.eval_step > trainer.epochs)
-        session.report(metrics)
-
-    trainer.fit(train_data, valid_data, saved=False, show_progress=False, callback_fn=report)
+    reporter = ValidationReporter(tune.report, bool(config["valid_metric_bigger"]))
+    trainer = build_trainer(config, model, hooks=[reporter])
+    trainer.fit(train_data, valid_data, saved=False, show_progress=False, callback_fn=reporter)
 
 
 def final_run(model, dataset, config_files, config_dict):
@@ -122,8 +118,7 @@ def final_run(model, dataset, config_files, config_dict):
 
     warnings.filterwarnings("ignore")
     config_dict = dict(config_dict, **_device_keys(ray.get_gpu_ids()))
-    with _bare_argv():
-        return run(model, dataset, config_file_list=config_files, config_dict=config_dict, saved=True)
+    return run(model, dataset, config_file_list=config_files, config_dict=config_dict, saved=True)
 
 
-__all__ = ["run_trial", "final_run", "trial_config", "plain", "FINISHED_KEY"]
+__all__ = ["run_trial", "final_run", "trial_config", "plain", "ValidationReporter", "FINISHED_KEY"]
