@@ -23,6 +23,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_blairclip import registry
+from recbole_blairclip.config_checks import check_config
 from recbole_blairclip.errors import ConfigError
 
 _PROPERTIES = importlib.resources.files("recbole_blairclip") / "properties"
@@ -136,6 +137,7 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         final = self.final_config_dict
+        check_config(final, self.model)
         # sequential models: CE needs no negatives, BPR needs one, unless the user said otherwise
         if final["MODEL_TYPE"] == ModelType.SEQUENTIAL and "train_neg_sample_args" not in self.external_config_dict:
             if final.get("loss_type") == "CE":

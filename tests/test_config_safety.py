@@ -57,6 +57,21 @@ def test_config_dict_values_are_not_evaluated(planted):
     assert config["topk"] == [5, 10] and config["learning_rate"] == 0.01  # literals still parsed
 
 
+def test_config_dict_payload_in_a_validated_key_is_a_clear_error(planted):
+    with pytest.raises(ConfigError, match="embedding_size"):
+        make_config("BPR", "tiny", None, {**planted["base"], "embedding_size": planted["payload"]})
+
+
+def test_command_line_payload_in_a_validated_key_is_a_clear_error(planted, capsys):
+    from recbole_blairclip.cli.run_recbole import main
+
+    rc = main(["--model=BPR", "--dataset=tiny", f"--data_path={planted['base']['data_path']}",
+               f"--output_dir={planted['base']['output_dir']}", f"--embedding_size={planted['payload']}"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "embedding_size" in err[0]
+
+
 def test_command_line_values_are_not_evaluated(planted, capsys):
     from recbole_blairclip.cli.run_recbole import main
 
@@ -80,6 +95,8 @@ def test_tune_trial_values_are_not_evaluated(planted):
     from recbole_blairclip.tune.trial import trial_config
 
     setup = {"model": "BPR", "dataset": "tiny", "config_files": None, "config_dict": planted["base"]}
+    with pytest.raises(ConfigError, match="embedding_size"):
+        trial_config(setup, {"embedding_size": planted["payload"]}, str(planted["root"] / "trial"))
     config = trial_config(setup, {"note": planted["payload"]}, str(planted["root"] / "trial"))
     assert config["note"] == planted["payload"]
     # a space whose choice holds the payload stops before Ray with a ConfigError, nothing run
@@ -109,6 +126,7 @@ def test_benchmark_set_and_yaml_values_are_not_evaluated(planted):
                        progress="lines")
     records = {r["row"]: r for r in result["records"]}
     assert records["BPR"]["status"] == "failed"
+    assert "embedding_size" in records["BPR"]["error"]
     assert records["Pop"]["status"] == "ok"  # the payload in --set is a harmless string for Pop
     spec = json.loads((root / "results" / "tiny" / "bench" / "runs" / "Pop" / "seed7" / "spec.json").read_text())
     assert planted["payload"] in json.dumps(spec)
