@@ -44,6 +44,7 @@ from recbole_blairclip import registry
 from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.worker import EVENT_PREFIX, write_json
 from recbole_blairclip.config import load_yaml
+from recbole_blairclip.data.atomic import check_name
 from recbole_blairclip.errors import ConfigError, DatasetError
 
 # keys of a benchmark yaml that describe the benchmark itself, not a RecBole run
@@ -169,8 +170,9 @@ def seed_list(seeds, base_seed=DEFAULT_SEED):
 
 
 def row_folder(row):
-    """A file-system safe folder name for a row."""
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", row)
+    """A file-system safe folder name for a row (never ``.``/``..`` or hidden)."""
+    folder = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(row))
+    return "_" + folder if folder.startswith(".") or not folder else folder
 
 
 def _plugin_targets():
@@ -434,6 +436,9 @@ def benchmark(
     dataset = dataset or bench.get("dataset")
     if not dataset:
         raise ConfigError("no dataset given: pass --dataset NAME or set `dataset:` in the benchmark yaml")
+    if not isinstance(dataset, str):
+        raise ConfigError(f"dataset must be a name, got {dataset!r}")
+    check_name(dataset)  # a plain folder name, as `convert --name` requires: nothing written outside --out
     rows = _as_list(models, "models", "--models") if models is not None else _as_list(
         bench.get("models"), "models", bench.benchmark_files[-1] if bench.benchmark_files else "config")
     if not rows:
