@@ -62,10 +62,15 @@ def _part_counts(res, mask, user_names, item_names):
 
 
 def _copy_images(src, dst, item_ids):
-    """Copy ``<item_id>.<ext>`` files of ``item_ids`` from ``src`` to ``dst``; return how many."""
+    """Copy ``<item_id>.<ext>`` files of ``item_ids`` from ``src`` to ``dst``; return how many (files that
+    resolve outside ``src``, through a symlink, are skipped)."""
     by_item = {}
+    root = os.path.realpath(src)
     for fname in sorted(os.listdir(src)):
         stem, ext = os.path.splitext(fname)
+        real = os.path.realpath(os.path.join(src, fname))
+        if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+            continue  # a symlink leading outside the images folder is not followed
         if ext.lower() in (".png", ".jpg", ".jpeg", ".webp") and stem not in by_item:
             by_item[stem] = fname
     os.makedirs(dst)
