@@ -46,5 +46,6 @@ def main(args):
           f"cold-start test targets {stats['cold_start']['test_targets']}")
     it = stats["items"]
     print(f"items: {it['rows']} rows, {it['without_meta']} without meta, {it['without_image_url']} without image url"
-          + (f", {it['images_copied']} images copied" if "images_copied" in it else ""))
+          + (f", {it['images_copied']} images copied" if "images_copied" in it else "")
+          + (f", {it['text_truncated']} cut to --max-text-chars" if it.get("text_truncated") else ""))
     return 0
