@@ -12,8 +12,11 @@ The command line is an explicit argument (``cmd_args``, a list such as ``["--epo
 Config this one never reads ``sys.argv``, so no caller has to rewrite it.
 
 Config files are parsed with a *safe* YAML loader; a broken file raises a
-:class:`~recbole_blairclip.errors.ConfigError` naming the file and line.
+:class:`~recbole_blairclip.errors.ConfigError` naming the file and line. String values of ``config_dict``
+and ``--key=value`` are read with :func:`literal_value` (Python literals only), never with RecBole's
+``eval``; the final values are then checked by :mod:`recbole_blairclip.config_checks`.
 """
+import ast
 import importlib.resources
 import os
 import re
@@ -23,6 +26,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_blairclip import registry
+from recbole_blairclip.config_checks import check_config
 from recbole_blairclip.errors import ConfigError
 from recbole_blairclip.packaged import resolve_config_file, resolve_dataset_root
 
@@ -67,6 +71,23 @@ def load_yaml(path):
     return data
 
 
+_LITERAL_TYPES = (str, int, float, bool, list, tuple, dict)
+
+
+def literal_value(text):
+    """A config string as RecBole means it (``"64"`` -> 64, ``"[10, 50]"``, ``"True"``/``"true"``, ``"None"``),
+    parsed with :func:`ast.literal_eval`: numbers, booleans, None, strings, lists, tuples and dicts only.
+    Anything else (a name, a call, an expression) stays the plain string it was; nothing is ever run."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        lowered = text.strip().lower()
+        return {"true": True, "false": False}.get(lowered, text)
+    if value is not None and not isinstance(value, _LITERAL_TYPES):
+        return text  # complex numbers, sets, bytes: not config values
+    return value
+
+
 def packaged_yaml(relative):
     """Path of a packaged default yaml, or None when the package has none of that name."""
     resource = _PROPERTIES.joinpath(*relative.split("/"))
@@ -95,6 +116,13 @@ class Config(RecBoleConfig):
 
     def _build_yaml_loader(self):
         return SafeConfigLoader
+
+    def _convert_config_dict(self, config_dict):
+        """RecBole's converter, without its ``eval``: string values go through :func:`literal_value`."""
+        for key, value in config_dict.items():
+            if isinstance(value, str):
+                config_dict[key] = literal_value(value)
+        return config_dict
 
     def _load_config_files(self, file_list):
         merged = {}
@@ -130,6 +158,7 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         final = self.final_config_dict
+        check_config(final, self.model)
         # sequential models: CE needs no negatives, BPR needs one, unless the user said otherwise
         if final["MODEL_TYPE"] == ModelType.SEQUENTIAL and "train_neg_sample_args" not in self.external_config_dict:
             if final.get("loss_type") == "CE":

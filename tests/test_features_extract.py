@@ -183,7 +183,7 @@ def test_download_source_end_to_end(tmp_path, monkeypatch):
     (folder / "dl.item").write_text(HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     fetched = []
 
-    def fake_fetch(url, dest, timeout, max_bytes):
+    def fake_fetch(url, dest, timeout, max_bytes, **kwargs):
         fetched.append(url)
         if url.endswith("/3.png"):
             raise extract_mod.sources._Permanent("HTTP 404")

@@ -30,11 +30,14 @@ Output folder ``<out>/<dataset>/<run>/``: ``results.csv``, ``results.json``, ``r
 ``runs/<row>/seed<seed>/`` with ``spec.json``, ``result.json``, ``worker.log`` and RecBole's ``log/``.
 A finished (row, seed) whose config did not change is skipped on a re-run unless ``force``.
 """
+import contextlib
 import hashlib
 import json
 import os
 import queue
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -44,6 +47,7 @@ from recbole_blairclip import registry
 from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.worker import EVENT_PREFIX, write_json
 from recbole_blairclip.config import load_yaml
+from recbole_blairclip.data.atomic import check_name
 from recbole_blairclip.errors import ConfigError, DatasetError
 from recbole_blairclip.packaged import resolve_dataset_root
 
@@ -170,8 +174,9 @@ def seed_list(seeds, base_seed=DEFAULT_SEED):
 
 
 def row_folder(row):
-    """A file-system safe folder name for a row."""
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", row)
+    """A file-system safe folder name for a row (never ``.``/``..`` or hidden)."""
+    folder = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(row))
+    return "_" + folder if folder.startswith(".") or not folder else folder
 
 
 def _plugin_targets():
@@ -342,6 +347,63 @@ class Progress:
             self.say(f"{self.label}: FAILED after {elapsed:.1f}s: {record['error']} (log: {record.get('worker_log')})")
 
 
+class BenchmarkInterrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived during a benchmark (handled like Ctrl-C: the run is stopped, recorded
+    as interrupted, and the next run of the same command resumes)."""
+
+    def __init__(self, signum):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """While a benchmark runs, SIGTERM and SIGHUP raise :class:`BenchmarkInterrupted` (once) in the main
+    thread; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if not fired:  # a second signal must not cut the clean-up short
+            fired.append(signum)
+            raise BenchmarkInterrupted(signum)
+
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def _stop_group(proc, grace=10.0):
+    """Stop the worker and everything it started (its own process group): SIGTERM, then SIGKILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # whatever is left of the group (the worker's own children included)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _clean_checkpoints(spec):
+    """Remove the checkpoints an interrupted run left in its own folder."""
+    if "checkpoint_dir" in spec["config"]:
+        return  # a checkpoint folder the user chose may hold other runs' files
+    saved = os.path.join(spec["run_dir"], "saved")
+    if os.path.isdir(saved):
+        shutil.rmtree(saved, ignore_errors=True)
+
+
 def _run_worker(spec_path, log_path, progress, timeout=None):
     """Start the worker for one spec; relay its progress events; return (exit status, timed out)."""
     open(log_path, "w").close()
@@ -355,6 +417,7 @@ def _run_worker(spec_path, log_path, progress, timeout=None):
             text=True,
             encoding="utf-8",
             errors="replace",
+            start_new_session=True,  # its own process group: stopped as a whole, never orphaned
         )
         lines = queue.Queue()
 
@@ -373,7 +436,7 @@ def _run_worker(spec_path, log_path, progress, timeout=None):
                 except queue.Empty:
                     if deadline is not None and time.monotonic() > deadline:
                         timed_out = True
-                        proc.kill()
+                        _stop_group(proc, grace=0)
                         break
                     continue
                 if line is None:
@@ -387,15 +450,25 @@ def _run_worker(spec_path, log_path, progress, timeout=None):
                     log.write(line)
                     log.flush()
             returncode = proc.wait()
-        except BaseException:  # Ctrl-C: stop the run, keep what is finished
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: stop the run, keep what is finished
+            _stop_group(proc)
             raise
     return returncode, timed_out
+
+
+def _record_interrupted(spec, exc, display, label, records, run_dir, meta):
+    """An interrupted run: recorded as ``interrupted`` (rerun next time), its checkpoints removed."""
+    record = _read_json(spec["result_path"])
+    if not (record and record.get("status") == "ok"):  # unless it finished just before the signal
+        why = str(exc) if isinstance(exc, BenchmarkInterrupted) else "interrupted (Ctrl-C)"
+        record = {"row": spec["row"], "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
+                  "spec_hash": spec["spec_hash"], "status": "interrupted", "error": why,
+                  "run_dir": spec["run_dir"], "worker_log": spec["worker_log"]}
+        write_json(spec["result_path"], record)
+        _clean_checkpoints(spec)
+    display.say(f"{label}: {record.get('error') or 'finished'}; run the same command again to resume")
+    records.append(record)
+    report.write_all(run_dir, records, meta)
 
 
 def benchmark(
@@ -435,6 +508,9 @@ def benchmark(
     dataset = dataset or bench.get("dataset")
     if not dataset:
         raise ConfigError("no dataset given: pass --dataset NAME or set `dataset:` in the benchmark yaml")
+    if not isinstance(dataset, str):
+        raise ConfigError(f"dataset must be a name, got {dataset!r}")
+    check_name(dataset)  # a plain folder name, as `convert --name` requires: nothing written outside --out
     rows = _as_list(models, "models", "--models") if models is not None else _as_list(
         bench.get("models"), "models", bench.benchmark_files[-1] if bench.benchmark_files else "config")
     if not rows:
@@ -517,7 +593,12 @@ def benchmark(
             if os.path.exists(spec["result_path"]):
                 os.remove(spec["result_path"])
             display.begin(label)
-            returncode, timed_out = _run_worker(spec_path, spec["worker_log"], display, timeout)
+            try:
+                with _stop_signals():
+                    returncode, timed_out = _run_worker(spec_path, spec["worker_log"], display, timeout)
+            except KeyboardInterrupt as exc:
+                _record_interrupted(spec, exc, display, label, records, run_dir, meta)
+                raise
             record = _read_json(spec["result_path"])
             if record is None or timed_out:
                 if timed_out:

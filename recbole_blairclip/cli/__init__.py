@@ -44,6 +44,10 @@ def main(argv=None):
     except BlairclipError as exc:
         print(f"blairclip {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"blairclip {args.command}: interrupted (nothing half-written is kept; run it again to "
+              "resume or redo)", file=sys.stderr)
+        return 130
 
 
 def _entry():  # pragma: no cover - console-script shim

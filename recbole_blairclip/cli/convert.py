@@ -19,6 +19,9 @@ def add_arguments(parser):
     parser.add_argument("--include-meta-items", action="store_true", help="also list meta items without kept interactions in <name>.item")
     parser.add_argument("--images", default=None,
                         help="folder of <item_id>.png/.jpg pictures (e.g. from `blairclip synth`): copy those of the kept items into <out>/<name>/images/")
+    parser.add_argument("--max-text-chars", type=int, default=20000,
+                        help="cut item text, title and categories to this many characters (default 20000; "
+                             "RecBole cannot read fields over 131072); counted as items.text_truncated")
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset folder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -32,7 +35,7 @@ def main(args):
                     text_fields=[f.strip() for f in args.text_fields.split(",") if f.strip()],
                     keep_items_without_meta=not args.drop_items_without_meta,
                     include_meta_items=args.include_meta_items, images_dir=args.images, force=args.force,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, max_text_chars=args.max_text_chars)
     r, k, p = stats["reviews"], stats["kept"], stats["parts"]
     print(f"wrote {stats['path']} in {stats['seconds']:.1f} s")
     print(f"reviews: {r['lines']} lines, {r['read']} read ({r['schema']}), {r['bad_lines_total']} bad lines"
@@ -43,5 +46,6 @@ def main(args):
           f"cold-start test targets {stats['cold_start']['test_targets']}")
     it = stats["items"]
     print(f"items: {it['rows']} rows, {it['without_meta']} without meta, {it['without_image_url']} without image url"
-          + (f", {it['images_copied']} images copied" if "images_copied" in it else ""))
+          + (f", {it['images_copied']} images copied" if "images_copied" in it else "")
+          + (f", {it['text_truncated']} cut to --max-text-chars" if it.get("text_truncated") else ""))
     return 0

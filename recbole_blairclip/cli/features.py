@@ -31,6 +31,10 @@ def add_arguments(parser):
     g.add_argument("--timeout", type=float, default=10.0, help="seconds per download request (default 10)")
     g.add_argument("--retries", type=int, default=2, help="retries per download on network errors (default 2)")
     g.add_argument("--max-image-mb", type=float, default=20.0, help="download size cap in MiB (default 20)")
+    g.add_argument("--deadline", type=float, default=60.0,
+                   help="seconds one image download may take in all (default 60; --timeout bounds each read)")
+    g.add_argument("--max-image-pixels", type=int, default=40_000_000,
+                   help="refuse images with more pixels, before decoding (default 40000000)")
     g.add_argument("--pixels-size", type=int, default=16, help="pixels encoder thumbnail side (default 16)")
     g.add_argument("--pixels-pca", type=int, default=None, help="PCA-reduce pixels thumbnails to N dims")
     g.add_argument("--image-batch-size", type=int, default=64, help="images per forward pass (default 64)")
@@ -54,7 +58,8 @@ def main(args):
         image_batch_size=args.image_batch_size, device=args.device, fp16=not args.no_fp16,
         chunk_size=args.chunk_size, download_workers=args.workers, download_timeout=args.timeout,
         download_retries=args.retries, max_image_bytes=int(args.max_image_mb * 1024 * 1024),
-        threads=args.threads, progress=not args.no_progress)
+        threads=args.threads, progress=not args.no_progress, download_deadline=args.deadline,
+        max_image_pixels=args.max_image_pixels)
     meta = feats.meta
     print(f"{meta['dataset']}: {meta['num_items']} items, {meta['seconds']:.1f} s")
     if meta["text"]:

@@ -23,14 +23,16 @@ Line rules (every skipped line is counted per reason with its first line numbers
   ``not_an_object``: JSON but not an object;
 - ``missing_field``: a required field (user, item, rating, time) is absent or null;
 - ``wrong_type``: ids not strings, rating/time not numbers (a bool or a numeric string is wrong);
-- ``bad_value``: time negative or non-finite, rating non-finite;
-- ``bad_id``: an id that is empty or contains whitespace, a double quote or a control character
-  (it could not be written as a RecBole token).
+- ``bad_value``: time negative, non-finite or after :data:`MAX_TIME` (year 2100), rating non-finite;
+- ``bad_id``: an id that is empty, longer than :data:`MAX_ID_CHARS`, RecBole's padding token ``[PAD]``,
+  or contains whitespace, a double quote or a control character (it could not be written as a RecBole
+  token, or would collide with padding).
 
 A file fails at once with :class:`~recbole_blairclip.errors.DatasetError` when it is missing, is a
 corrupt/truncated gzip, is empty (reviews), or is not JSON Lines at all: none of its first
 :data:`DETECT_LINES` non-blank lines is a JSON object, it is one JSON document (its first line opens
-an array, or a line holds a lone ``{``), or no object there has the keys of a known schema.
+an array, or a line holds a lone ``{``), or no object there has the keys of a known schema, or a
+meta file holds reviews (``user_id`` / ``reviewerID`` keys).
 """
 import gzip
 import io
@@ -68,6 +70,9 @@ META_SCHEMAS = {
     "amazon2018": {"item": "asin",
                    "alias": {"features": "feature", "categories": "category", "store": "brand"}},
 }
+MAX_ID_CHARS = 256  # longer user/item ids are bad_id (RecBole's reader limits a field to 131072 chars)
+PAD_TOKEN = "[PAD]"  # RecBole's padding token: an id equal to it would share the padding row
+MAX_TIME = 4102444800.0  # 2100-01-01 in seconds: later timestamps are bad_value
 _ID_RE = re.compile(r'[^\s"\x00-\x1f\x7f-\x9f]+')
 
 
@@ -92,8 +97,9 @@ class LineIssues:
 
 
 def valid_id(value):
-    """True when ``value`` can be a RecBole token: non-empty, no whitespace/quote/control char."""
-    return _ID_RE.fullmatch(value) is not None
+    """True when ``value`` can be a RecBole token: non-empty, at most :data:`MAX_ID_CHARS`, not
+    ``[PAD]``, no whitespace/quote/control char."""
+    return len(value) <= MAX_ID_CHARS and value != PAD_TOKEN and _ID_RE.fullmatch(value) is not None
 
 
 class _open_jsonl:
@@ -267,6 +273,10 @@ def detect_schema(path, kind):
                 if "reviewerID" in obj:
                     return "amazon2018"
             else:
+                if "user_id" in obj or "reviewerID" in obj:
+                    raise DatasetError(f"{path}: this is a reviews file, not a meta file (line {n_nonblank} has "
+                                       f"{'user_id' if 'user_id' in obj else 'reviewerID'}); pass it as the "
+                                       "reviews file and the meta_<Category> file as the meta file")
                 if "parent_asin" in obj:
                     return "amazon2023"
                 if "asin" in obj:
@@ -392,6 +402,8 @@ def _bad_codes(names):
     import pyarrow.compute as pc
 
     simple = pc.match_substring_regex(names, r"^[!#-~]+$").to_numpy(zero_copy_only=False)
+    simple &= pc.utf8_length(names).to_numpy(zero_copy_only=False) <= MAX_ID_CHARS
+    simple &= pc.not_equal(names, PAD_TOKEN).to_numpy(zero_copy_only=False)
     bad = np.zeros(len(names), dtype=bool)
     for k in np.flatnonzero(~simple).tolist():  # non-ASCII or odd characters: the exact Python rule
         bad[k] = not valid_id(names[k].as_py())
@@ -451,10 +463,13 @@ def read_reviews(path, progress=False, fast=True):
     lines_of_rows = np.concatenate(line_nos) if line_nos else np.zeros(0, dtype=np.int64)
     bad_user, bad_item = _bad_codes(user_enc.dictionary), _bad_codes(item_enc.dictionary)
     bad = bad_user[user] | bad_item[item] if len(user) else np.zeros(0, dtype=bool)
-    if bad.any():
+    future = ts > MAX_TIME * spec["time_scale"]
+    if bad.any() or future.any():
+        for ln in lines_of_rows[future & ~bad].tolist():
+            issues.add("bad_value", ln)
         for ln in lines_of_rows[bad].tolist():
             issues.add("bad_id", ln)
-        keep = ~bad
+        keep = ~(bad | future)
         user, item, rating, ts = user[keep], item[keep], rating[keep], ts[keep]
     item_names = item_enc.dictionary.to_pylist()
     item_index = {name: k for k, name in enumerate(item_names) if not bad_item[k]}

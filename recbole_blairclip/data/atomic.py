@@ -5,8 +5,10 @@ only when every file is complete (:func:`staged_folder`), so an interrupted or f
 leaves a half-written dataset behind. Writing is deterministic: the same rows give byte-identical files
 (UTF-8, ``\\n`` line ends, tab-separated, no quoting).
 """
+import glob
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 
 from recbole_blairclip.errors import DatasetError
@@ -72,33 +74,72 @@ def check_name(name):
         raise DatasetError(f"invalid dataset name {name!r}: use a plain folder name such as 'Appliances'")
 
 
+def check_writable(out_dir):
+    """Make sure ``out_dir`` is (or can be made) a folder we can write into; DatasetError otherwise."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise DatasetError(f"cannot write into output folder {out_dir}: {exc.strerror or exc}; "
+                           "choose another --out") from None
+
+
+def recover_replaced(out_dir, name):
+    """Undo an interrupted replacement: when ``<out_dir>/<name>`` is missing but a copy moved aside by
+    :func:`staged_folder` (``.<name>.old-<pid>``) is there, move it back; when both exist, the aside
+    copy is stale and removed. Returns the recovered path or None."""
+    dest = os.path.join(out_dir, name)
+    recovered = None
+    for old in sorted(glob.glob(os.path.join(glob.escape(out_dir), f".{glob.escape(name)}.old-*"))):
+        if not os.path.exists(dest):
+            os.replace(old, dest)
+            recovered = dest
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    return recovered
+
+
 @contextmanager
 def staged_folder(out_dir, name, force=False):
     """Yield a fresh temporary folder; on success it replaces ``<out_dir>/<name>``.
 
     An existing destination is only replaced with ``force=True`` (else DatasetError, before and after
-    the work). On any exception the temporary folder is removed and the destination is untouched.
+    the work). On any exception the temporary folder is removed and the destination is untouched: the
+    old copy is moved aside, the new one renamed in, and only then the old one deleted; an interrupt
+    between the two renames moves the old copy back (and a killed run is recovered by the next one,
+    :func:`recover_replaced`). Write errors (full disk, ...) become a one-line DatasetError.
     """
     check_name(name)
     dest = os.path.join(out_dir, name)
+    if os.path.isdir(out_dir):
+        recover_replaced(out_dir, name)
     if os.path.exists(dest) and not force:
         raise DatasetError(f"{dest} already exists; pass --force (force=True) to overwrite it")
-    os.makedirs(out_dir, exist_ok=True)
+    check_writable(out_dir)
     tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     os.makedirs(tmp)
+    old = None
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            raise DatasetError(f"cannot write {exc.filename or tmp}: {exc.strerror or exc}; "
+                               f"nothing was written to {dest}") from None
         if os.path.exists(dest):
             if not force:
                 raise DatasetError(f"{dest} appeared while converting; pass --force to overwrite it")
             old = os.path.join(out_dir, f".{name}.old-{os.getpid()}")
             os.replace(dest, old)
             os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
+            moved, old = old, None
+            shutil.rmtree(moved, ignore_errors=True)
         else:
             os.replace(tmp, dest)
     except BaseException:
+        if old is not None and os.path.exists(old) and not os.path.exists(dest):
+            os.replace(old, dest)  # interrupted between the two renames: the old dataset comes back
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -12,11 +12,21 @@ with what the split must be:
 - every valid/test history contains only strictly earlier interactions of the user and is complete:
   the most recent ``max_item_list_length`` earlier items, oldest first;
 - ``train_seq`` holds exactly one row per training prefix with >= 1 earlier training item;
-- every item of the interactions is listed in ``<name>.item`` (when present).
+- every item of the interactions is listed in ``<name>.item`` (when present);
+- every file is valid UTF-8, every rating/timestamp a number, no id is RecBole's padding token
+  ``[PAD]``, and every file loads with RecBole's own reader settings (``pandas.read_csv``, python
+  engine, tab-separated, whose csv module refuses fields over 131072 characters).
+
+A corrupt file is reported as a violation naming the file, line and field (exit status 1), never a
+traceback.
 """
+import csv
 import json
 import os
 from collections import Counter, defaultdict
+
+PAD_TOKEN = "[PAD]"
+FLOAT_COLUMNS = (2, 3)  # rating, timestamp in every interaction file
 
 
 class SplitCheck:
@@ -48,23 +58,87 @@ class SplitCheck:
         return "\n".join(lines)
 
 
-def _read(path, n_cols, check):
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read(path, n_cols, check, float_columns=FLOAT_COLUMNS, id_columns=(0, 1)):
+    """Rows of an atomic file as lists of strings; bad lines are violations (file, line, field)."""
     rows = []
+    base = os.path.basename(path)
     if not os.path.isfile(path):
-        check.fail(f"{os.path.basename(path)}: missing file")
+        check.fail(f"{base}: missing file")
         return None
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if len(header) != n_cols:
-            check.fail(f"{os.path.basename(path)}: header has {len(header)} columns, expected {n_cols}: {header}")
+    with open(path, "rb") as f:
+        lines = iter(f)
+        try:
+            header = next(lines, b"").decode("utf-8").rstrip("\n").split("\t")
+        except UnicodeDecodeError:
+            check.fail(f"{base} line 1: the header is not valid UTF-8")
             return None
-        for k, line in enumerate(f, 2):
+        if len(header) != n_cols:
+            check.fail(f"{base}: header has {len(header)} columns, expected {n_cols}: {header}")
+            return None
+        names = [h.split(":", 1)[0] for h in header]
+        for k, raw in enumerate(lines, 2):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                check.fail(f"{base} line {k}: not valid UTF-8 (byte {exc.start}); re-run blairclip convert")
+                continue
             v = line.rstrip("\n").split("\t")
             if len(v) != n_cols:
-                check.fail(f"{os.path.basename(path)} line {k}: {len(v)} columns, expected {n_cols}")
+                check.fail(f"{base} line {k}: {len(v)} columns, expected {n_cols}")
+                continue
+            bad = next((c for c in float_columns if c < n_cols and not _is_number(v[c])), None)
+            if bad is not None:
+                check.fail(f"{base} line {k}: field {names[bad]} is {v[bad][:40]!r}, not a number")
+                continue
+            pad = next((c for c in id_columns if v[c] == PAD_TOKEN), None)
+            if pad is not None:
+                check.fail(f"{base} line {k}: field {names[pad]} is RecBole's padding token {PAD_TOKEN}")
                 continue
             rows.append(v)
     return rows
+
+
+def _recbole_loads(path, check):
+    """Read ``path`` as RecBole 1.2.1's ``Dataset._load_feat`` does (pandas, python engine, tab, utf-8)."""
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        return
+    try:
+        pd.read_csv(path, delimiter="\t", dtype=str, encoding="utf-8", engine="python")
+    except Exception as exc:  # noqa: BLE001 - whatever RecBole's reader would raise is the finding
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        limit = csv.field_size_limit()
+        check.fail(f"{os.path.basename(path)}: RecBole's reader cannot load it ({type(exc).__name__}: "
+                   f"{first}; fields are limited to {limit} characters): re-run blairclip convert")
+
+
+def _load_params(stats_path, check):
+    if not os.path.isfile(stats_path):
+        return {}
+    try:
+        with open(stats_path, encoding="utf-8") as f:
+            params = json.load(f).get("params", {})
+    except json.JSONDecodeError as exc:
+        check.fail(f"{os.path.basename(stats_path)} line {exc.lineno}: broken JSON ({exc.msg}); "
+                   "its parameters are not used")
+        return {}
+    except (UnicodeDecodeError, AttributeError) as exc:
+        check.fail(f"{os.path.basename(stats_path)}: not a stats object ({type(exc).__name__}); "
+                   "its parameters are not used")
+        return {}
+    if not isinstance(params, dict):
+        check.fail(f"{os.path.basename(stats_path)}: field params is not an object; not used")
+        return {}
+    return params
 
 
 def check_split(folder, name=None, max_item_list_length=None, two_way=None, min_user_inter=None,
@@ -77,11 +151,7 @@ def check_split(folder, name=None, max_item_list_length=None, two_way=None, min_
     folder = os.fspath(folder).rstrip("/")
     name = name or os.path.basename(folder)
     check = SplitCheck(max_violations)
-    params = {}
-    stats_path = os.path.join(folder, f"{name}.stats.json")
-    if os.path.isfile(stats_path):
-        with open(stats_path, encoding="utf-8") as f:
-            params = json.load(f).get("params", {})
+    params = _load_params(os.path.join(folder, f"{name}.stats.json"), check)
     L = max_item_list_length or params.get("max_item_list_length", 50)
     min_n = min_user_inter or params.get("min_user_inter", 2)
     p = lambda suffix: os.path.join(folder, f"{name}.{suffix}")  # noqa: E731
@@ -227,12 +297,17 @@ def check_split(folder, name=None, max_item_list_length=None, two_way=None, min_
 
     item_path = p("item")
     if os.path.isfile(item_path):
-        with open(item_path, encoding="utf-8") as f:
+        with open(item_path, encoding="utf-8", errors="replace") as f:
             f.readline()
             listed = {line.split("\t", 1)[0].rstrip("\n") for line in f}
+        if PAD_TOKEN in listed:
+            check.fail(f"{name}.item: item_id {PAD_TOKEN} is RecBole's padding token")
         missing = sorted({i for _, i, _, _ in inter} - listed)
         if missing:
             check.fail(f"{name}.item: {len(missing)} interaction item(s) not listed, e.g. {missing[:5]}")
+
+    for suffix in ("inter", "train.inter", "train_seq.inter", "valid.inter", "test.inter", "item"):
+        _recbole_loads(p(suffix), check)
 
     check.counts = {"users": len(events), "inter": len(inter), "train": len(train), "valid": len(valid),
                     "test": len(test), "train_seq": len(train_seq), "max_item_list_length": L,

@@ -22,12 +22,24 @@ import time
 import numpy as np
 
 from recbole_blairclip.data import amazon
-from recbole_blairclip.data.atomic import PARTS, check_name, staged_folder, write_table
+from recbole_blairclip.data.atomic import (PARTS, check_name, check_writable, recover_replaced, staged_folder,
+                                         write_table)
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.errors import DatasetError
 
 FORMAT_VERSION = 1
 DEFAULT_TEXT_FIELDS = ("title", "description", "features")
+DEFAULT_MAX_TEXT_CHARS = 20000  # RecBole's reader (python csv) refuses fields over 131072 characters
+_RECBOLE_FIELD_LIMIT = 131072
+
+
+def _cap(text, limit):
+    """``text`` cut to at most ``limit`` characters at a space when there is one; (text, was_cut)."""
+    if len(text) <= limit:
+        return text, False
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(), True
 
 
 def _float_str(values):
@@ -50,10 +62,15 @@ def _part_counts(res, mask, user_names, item_names):
 
 
 def _copy_images(src, dst, item_ids):
-    """Copy ``<item_id>.<ext>`` files of ``item_ids`` from ``src`` to ``dst``; return how many."""
+    """Copy ``<item_id>.<ext>`` files of ``item_ids`` from ``src`` to ``dst``; return how many (files that
+    resolve outside ``src``, through a symlink, are skipped)."""
     by_item = {}
+    root = os.path.realpath(src)
     for fname in sorted(os.listdir(src)):
         stem, ext = os.path.splitext(fname)
+        real = os.path.realpath(os.path.join(src, fname))
+        if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+            continue  # a symlink leading outside the images folder is not followed
         if ext.lower() in (".png", ".jpg", ".jpeg", ".webp") and stem not in by_item:
             by_item[stem] = fname
     os.makedirs(dst)
@@ -69,7 +86,7 @@ def _copy_images(src, dst, item_ids):
 def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_user_inter=2,
             item_core=0, two_way=False, max_item_list_length=50, text_fields=DEFAULT_TEXT_FIELDS,
             keep_items_without_meta=True, include_meta_items=False, images_dir=None, force=False,
-            progress=False):
+            progress=False, max_text_chars=DEFAULT_MAX_TEXT_CHARS):
     """Convert one reviews file (+ optional meta file) into ``<out>/<name>/`` and return the stats dict
     (the content of ``<name>.stats.json`` plus ``seconds`` and ``path``).
 
@@ -89,6 +106,8 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
             of the listed items are copied into ``<out>/<name>/images/`` (counted in the stats).
         force: replace an existing ``<out>/<name>``.
         progress: show tqdm progress bars while reading.
+        max_text_chars: item text, title and categories longer than this are cut (counted as
+            ``items.text_truncated``); a store or image url longer than this is left empty.
     """
     t0 = time.perf_counter()
     check_name(name)
@@ -96,6 +115,11 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         raise DatasetError(f"max_item_list_length must be >= 1, got {max_item_list_length}")
     if min_user_inter < 2:
         raise DatasetError(f"min_user_inter must be >= 2, got {min_user_inter}")
+    if not 1 <= max_text_chars <= _RECBOLE_FIELD_LIMIT:
+        raise DatasetError(f"max_text_chars must be in [1, {_RECBOLE_FIELD_LIMIT}] (RecBole's field limit), "
+                           f"got {max_text_chars}")
+    check_writable(out)  # before reading: a wrong or read-only --out fails in one line, at once
+    recover_replaced(out, name)  # a dataset left aside by a replacement that was killed comes back
     dest = os.path.join(out, name)
     if os.path.exists(dest) and not force:
         raise DatasetError(f"{dest} already exists; pass --force (force=True) to overwrite it")
@@ -171,15 +195,21 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         kept_items = sorted(set(kept_items).union(metas))
     empty = amazon.ItemMeta("", "", "", "", "")
     item_lines = []
-    n_no_meta = n_no_text = n_no_image = 0
+    n_no_meta = n_no_text = n_no_image = n_cut = 0
     for it in kept_items:
         mi = metas.get(it)
         if mi is None:
             mi = empty
             n_no_meta += 1
-        n_no_text += not mi.item_text
-        n_no_image += not mi.image_url
-        item_lines.append(f"{it}\t{mi.item_text}\t{mi.title}\t{mi.categories}\t{mi.store}\t{mi.image_url}\n")
+        text, cut1 = _cap(mi.item_text, max_text_chars)
+        title, cut2 = _cap(mi.title, max_text_chars)
+        categories, cut3 = _cap(mi.categories, max_text_chars)
+        store = mi.store if len(mi.store) <= max_text_chars else ""
+        url = mi.image_url if len(mi.image_url) <= max_text_chars else ""
+        n_cut += cut1 or cut2 or cut3 or store != mi.store or url != mi.image_url
+        n_no_text += not text
+        n_no_image += not url
+        item_lines.append(f"{it}\t{text}\t{title}\t{categories}\t{store}\t{url}\n")
 
     train_mask = part == TRAIN
     train_items = set(res.item[train_mask].tolist())
@@ -193,7 +223,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
                    "split": "two_way" if two_way else "three_way",
                    "max_item_list_length": max_item_list_length, "text_fields": text_fields,
                    "keep_items_without_meta": keep_items_without_meta,
-                   "include_meta_items": include_meta_items,
+                   "include_meta_items": include_meta_items, "max_text_chars": max_text_chars,
                    "order": "user id, then timestamp, then item id, then file line"},
         "reviews": {"file": os.path.basename(os.fspath(reviews)), "schema": rv.schema, "lines": rv.lines,
                     "blank_lines": rv.blank_lines, "read": int(len(rv.user)),
@@ -210,7 +240,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         },
         "cold_start": {"test_targets": cold_test, "valid_targets": cold_valid},
         "items": {"rows": len(kept_items), "without_meta": n_no_meta, "without_text": n_no_text,
-                  "without_image_url": n_no_image},
+                  "without_image_url": n_no_image, "text_truncated": n_cut},
         "timestamp_ties": res.stats["timestamp_ties"],
     }
 

@@ -88,7 +88,8 @@ def run_chunks(work_dir, n, chunk_size, compute, desc, progress=True):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _locate_images(items, images, download, cache_dir, dataset_dir, workers, timeout, retries, max_bytes, progress):
+def _locate_images(items, images, download, cache_dir, dataset_dir, workers, timeout, retries, max_bytes, progress,
+                   deadline=sources.DEFAULT_DEADLINE):
     """``({item_id: ImageRef}, description of the source)``."""
     ids = items.item_ids
     if download:
@@ -100,7 +101,7 @@ def _locate_images(items, images, download, cache_dir, dataset_dir, workers, tim
             raise DatasetError(f"{items.path}: no image_url:token column, so images cannot be downloaded; "
                                "pass --images DIR instead")
         refs = sources.download_images(urls, cache, workers=workers, timeout=timeout, retries=retries,
-                                       max_bytes=max_bytes, progress=progress)
+                                       max_bytes=max_bytes, progress=progress, deadline=deadline)
         return refs, {"source": "download", "cache_dir": str(cache)}
     folder = Path(images) if images else dataset_dir / "images"
     if not folder.is_dir():
@@ -116,7 +117,8 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
                      max_length=None, text_revision=None, image_revision=None, pixels_size=16, pixels_pca=None,
                      batch_size=32, image_batch_size=64, device=None, fp16=True, chunk_size=1024,
                      download_workers=8, download_timeout=10.0, download_retries=2,
-                     max_image_bytes=sources.DEFAULT_MAX_IMAGE_BYTES, load_workers=4, threads=None, progress=True):
+                     max_image_bytes=sources.DEFAULT_MAX_IMAGE_BYTES, load_workers=4, threads=None, progress=True,
+                     download_deadline=sources.DEFAULT_DEADLINE, max_image_pixels=sources.DEFAULT_MAX_IMAGE_PIXELS):
     """Extract text and image features for every item of ``dataset_dir`` (``dataset_atomic/<name>``).
 
     Args:
@@ -130,7 +132,9 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
         image_revision, pixels_size, pixels_pca: see the image encoders.
         batch_size / image_batch_size: per forward pass. device: None = CUDA when available. fp16: on CUDA.
         chunk_size: items per saved chunk (the unit of resumption).
-        download_workers, download_timeout (s), download_retries, max_image_bytes: download limits.
+        download_workers, download_timeout (s, per read), download_deadline (s, per image), download_retries,
+            max_image_bytes: download limits.
+        max_image_pixels: images with more pixels are refused before decoding (a missing image).
         load_workers: threads decoding image files and running the image encoder's CPU step, a batch each,
             ahead of the model.
         threads: torch CPU threads (``torch.set_num_threads``) for this process; None leaves torch's default.
@@ -183,7 +187,8 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
             image_encoder, pixels_size=pixels_size, pixels_pca=pixels_pca, batch_size=image_batch_size,
             device=device, fp16=fp16, revision=image_revision)
         refs, source_meta = _locate_images(items, images, download, cache_dir, dataset_dir, download_workers,
-                                           download_timeout, download_retries, max_image_bytes, progress)
+                                           download_timeout, download_retries, max_image_bytes, progress,
+                                           deadline=download_deadline)
         desc = enc.describe()
         work = partial_root / f"image-{_key(items.sha256, desc, source_meta, chunk_size)}"
         used_dirs.append(work)
@@ -200,7 +205,7 @@ def extract_features(dataset_dir, text_encoder=DEFAULT_TEXT_ENCODER, image_encod
             for k, path in enumerate(paths):
                 if path is None:
                     continue
-                img, why = sources.open_image(path, draft)
+                img, why = sources.open_image(path, draft, max_pixels=max_image_pixels)
                 if img is None:
                     reasons[k] = why
                 else:

@@ -7,16 +7,27 @@ false mask entry in the features.
 
 Local folder: the file whose name without extension equals the item id (``B00ABC.jpg``, ``B00ABC.png``
 ...; extensions in ``IMAGE_EXTENSIONS``, case-insensitive). The folder is listed once; paths are never
-built from item ids, so an id cannot point outside the folder.
+built from item ids, so an id cannot point outside the folder, and a symlink that resolves outside the
+folder is refused (the item counts as missing, with that reason).
 
 Downloads (``download_images``): http(s) URLs only (redirects to other schemes are refused), a
-per-request timeout, retries with backoff on network errors, 5xx and 429, a size cap (Content-Length
+per-read timeout and a total deadline per image (connection, headers and body: a server dribbling
+bytes is cut off), retries with backoff on network errors, 5xx and 429, a size cap (Content-Length
 and the bytes actually read), concurrent threads. Files go to ``<cache>/<aa>/<sha256(url)>.img``: the
-name comes from a hash, never from the id or URL, and a file is renamed into place only when complete,
-so an interrupted run resumes by skipping what is cached. Pillow's decompression-bomb guard stays on.
+name comes from a hash, never from the id or URL, and a file is renamed into place only when complete
+(a body shorter than its Content-Length, or cut by the deadline, is never cached), so an interrupted run
+resumes by skipping what is cached.
+
+Decoding (``open_image``): images over ``max_pixels`` (a setting) are refused from their header, before
+any pixel is decoded; JPEGs are decoded at reduced size (``draft``); a decoded image larger than
+``max_side`` on a side is shrunk at once, so a batch holds at most ``batch x max_side^2`` pixels.
+Pillow's decompression-bomb guard stays on.
 """
 import hashlib
+import http.client
 import os
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +38,9 @@ from pathlib import Path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DEFAULT_DEADLINE = 60.0  # seconds per image download, everything included
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # e.g. 8000 x 5000; larger images are refused before decoding
+DEFAULT_MAX_SIDE = 1024  # decoded images are shrunk to at most this many pixels on a side
 USER_AGENT = "recbole-blairclip-features/1 (+image download for research features)"
 
 
@@ -39,29 +53,43 @@ class ImageRef:
 
 
 # ---------------------------------------------------------------- local folder
-def index_folder(folder):
-    """Map item id (file name without extension) -> path for every image file directly in ``folder``.
+OUTSIDE_LINK = "symlink to a file outside the images folder (refused)"
+
+
+def scan_folder(folder):
+    """``(index, refused)``: item id (file name without extension) -> path for every image file directly
+    in ``folder``, and item id -> reason for image names refused (symlinks resolving outside ``folder``).
 
     When an id has several files, the first extension in ``IMAGE_EXTENSIONS`` order wins.
     """
     folder = Path(folder)
+    root = os.path.realpath(folder)
     rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
-    best = {}
+    best, refused = {}, {}
     with os.scandir(folder) as entries:
         for entry in entries:
             stem, ext = os.path.splitext(entry.name)
             ext = ext.lower()
             if ext not in rank or not entry.is_file():
                 continue
+            if entry.is_symlink() and os.path.commonpath([root, os.path.realpath(entry.path)]) != root:
+                refused[stem] = OUTSIDE_LINK
+                continue
             if stem not in best or rank[ext] < rank[os.path.splitext(best[stem])[1].lower()]:
                 best[stem] = entry.path
-    return best
+    return best, {k: v for k, v in refused.items() if k not in best}
+
+
+def index_folder(folder):
+    """Item id -> path of its image file in ``folder`` (see :func:`scan_folder`)."""
+    return scan_folder(folder)[0]
 
 
 def locate_in_folder(item_ids, folder):
     """``{item_id: ImageRef}`` for images named by item id in ``folder``."""
-    index = index_folder(folder)
-    return {i: ImageRef(index[i]) if i in index else ImageRef(None, "no image file in folder") for i in item_ids}
+    index, refused = scan_folder(folder)
+    return {i: ImageRef(index[i]) if i in index else ImageRef(None, refused.get(i, "no image file in folder"))
+            for i in item_ids}
 
 
 # ---------------------------------------------------------------- downloads
@@ -74,11 +102,77 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+class _Deadline:
+    """The total time one download may take: when it passes, every socket the download opened is shut
+    down, so a blocked read (headers or body) returns at once. The current thread's deadline is found
+    by the connections below through a thread-local."""
+
+    current = threading.local()
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expired = False
+        self.sockets = []
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+
+    def __enter__(self):
+        _Deadline.current.value = self
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        _Deadline.current.value = None
+
+    def _expire(self):
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    @classmethod
+    def watch(cls, sock):
+        deadline = getattr(cls.current, "value", None)
+        if deadline is None:
+            return
+        with deadline.lock:
+            deadline.sockets.append(sock)
+            if deadline.expired:
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _Deadline.watch(self.sock)
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _Deadline.watch(self.sock)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_DeadlineHTTPConnection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_DeadlineHTTPSConnection, req, context=self._context)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects, _DeadlineHTTPHandler, _DeadlineHTTPSHandler)
 
 
 class _Permanent(Exception):
-    """A failure that retrying cannot fix (4xx, too large, not http)."""
+    """A failure that retrying cannot fix (4xx, too large, not http, past the deadline)."""
 
 
 def is_http_url(url):
@@ -96,7 +190,21 @@ def cache_path(cache_dir, url):
     return Path(cache_dir) / digest[:2] / f"{digest}.img"
 
 
-def _fetch(url, dest, timeout, max_bytes):
+def _fetch(url, dest, timeout, max_bytes, deadline=DEFAULT_DEADLINE):
+    with _Deadline(deadline) as guard:
+        try:
+            _fetch_body(url, dest, timeout, max_bytes)
+        except Exception:
+            if guard.expired:
+                raise _Permanent(f"no complete image within the {deadline:g}-s deadline") from None
+            raise
+        if guard.expired:  # shut down at the very end: what arrived may be short
+            if dest.exists():
+                dest.unlink()
+            raise _Permanent(f"no complete image within the {deadline:g}-s deadline")
+
+
+def _fetch_body(url, dest, timeout, max_bytes):
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -108,7 +216,7 @@ def _fetch(url, dest, timeout, max_bytes):
             try:
                 with open(tmp, "wb") as fh:
                     while True:
-                        block = response.read(1 << 16)
+                        block = response.read1(1 << 16)  # one socket read: the deadline can cut in
                         if not block:
                             break
                         size += len(block)
@@ -117,6 +225,8 @@ def _fetch(url, dest, timeout, max_bytes):
                         fh.write(block)
                 if size == 0:
                     raise _Permanent("empty response")
+                if length and length.isdigit() and size != int(length):
+                    raise http.client.IncompleteRead(b"", int(length) - size)  # cut short: retried, not cached
                 os.replace(tmp, dest)
             finally:
                 if tmp.exists():
@@ -129,8 +239,10 @@ def _fetch(url, dest, timeout, max_bytes):
         raise _Permanent(f"HTTP {exc.code}") from exc
 
 
-def download_one(url, cache_dir, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_IMAGE_BYTES, backoff=0.5):
-    """Download ``url`` into the cache (skipped when cached); returns an :class:`ImageRef`."""
+def download_one(url, cache_dir, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_IMAGE_BYTES, backoff=0.5,
+                 deadline=DEFAULT_DEADLINE):
+    """Download ``url`` into the cache (skipped when cached); returns an :class:`ImageRef`.
+    ``timeout`` bounds each read, ``deadline`` each try as a whole (seconds)."""
     if not is_http_url(url):
         return ImageRef(None, "not an http(s) URL" if url else "no image_url")
     dest = cache_path(cache_dir, url)
@@ -140,7 +252,7 @@ def download_one(url, cache_dir, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_
     last = None
     for attempt in range(retries + 1):
         try:
-            _fetch(url, dest, timeout, max_bytes)
+            _fetch(url, dest, timeout, max_bytes, deadline=deadline)
             return ImageRef(str(dest))
         except _Permanent as exc:
             return ImageRef(None, f"download failed: {exc}")
@@ -153,7 +265,7 @@ def download_one(url, cache_dir, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_
 
 
 def download_images(urls, cache_dir, *, workers=8, timeout=10.0, retries=2, max_bytes=DEFAULT_MAX_IMAGE_BYTES,
-                    progress=True, backoff=0.5):
+                    progress=True, backoff=0.5, deadline=DEFAULT_DEADLINE):
     """Download every item's image; ``urls`` is ``{item_id: url}``. Returns ``{item_id: ImageRef}``.
 
     Each distinct URL is fetched once, by ``workers`` threads; already cached files are not fetched again.
@@ -164,7 +276,8 @@ def download_images(urls, cache_dir, *, workers=8, timeout=10.0, retries=2, max_
     distinct = sorted({u for u in urls.values() if u})
     results = {}
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
-        futures = {pool.submit(download_one, u, cache_dir, timeout, retries, max_bytes, backoff): u for u in distinct}
+        futures = {pool.submit(download_one, u, cache_dir, timeout, retries, max_bytes, backoff, deadline): u
+                   for u in distinct}
         bar = tqdm(total=len(futures), desc="download images", unit="img", disable=not progress)
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
@@ -174,18 +287,28 @@ def download_images(urls, cache_dir, *, workers=8, timeout=10.0, retries=2, max_
 
 
 # ---------------------------------------------------------------- decoding
-def open_image(path, draft_size=None):
+def open_image(path, draft_size=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, max_side=DEFAULT_MAX_SIDE):
     """Decode an image file into an RGB ``PIL.Image``: returns ``(image, None)`` or ``(None, reason)``.
 
-    Pillow's decompression-bomb check is left as it is (images over twice ``Image.MAX_IMAGE_PIXELS``
-    are refused). ``draft_size`` lets JPEG decoding skip detail finer than that size.
+    An image over ``max_pixels`` is refused from its header, before decoding (Pillow's own
+    decompression-bomb check stays on as well). JPEGs are decoded at reduced size: at least
+    ``draft_size`` when given, else at least ``max_side`` on the short side. A decoded image larger than
+    ``max_side`` on a side is shrunk (aspect kept) before it is returned.
     """
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if max_pixels and width * height > max_pixels:
+                return None, f"image too large: {width}x{height} pixels, over the {max_pixels}-pixel limit"
             if draft_size is not None:
                 img.draft("RGB", draft_size)
-            return img.convert("RGB"), None
+            elif max_side and min(width, height) > max_side:
+                img.draft("RGB", (max_side, max_side))
+            out = img.convert("RGB")
+        if max_side and max(out.size) > max_side:
+            out.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+        return out, None
     except Exception as exc:  # undecodable, truncated, bomb, unreadable: a reason, never a crash
         return None, f"undecodable image: {type(exc).__name__}: {str(exc)[:150]}"
