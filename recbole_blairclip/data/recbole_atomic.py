@@ -8,9 +8,11 @@ Two input forms, told apart by the header of the interaction file(s):
   time (per user). ``min_rating`` keeps rows with ``rating >= min_rating`` (RecBole's leaderboard:
   ``val_interval: {rating: "[3,inf)"}``).
 * **sequences**: rows ``user_id, item_id_list, item_id`` (a history and its next item, as UniSRec /
-  LLMRank-style papers ship ``<name>.train/valid/test.inter``). A user's sequence is its longest window
-  ``item_id_list + [item_id]`` over all the files given (ties: the later row); every other row of the
-  user must be a contiguous part of it (else it is counted as ``inconsistent_sequence``). Positions are the
+  LLMRank-style papers ship ``<name>.train/valid/test.inter``; give the files in time order). A user's
+  sequence is rebuilt row by row: a row whose history ends the sequence so far adds its item; a row whose
+  history ends with the whole sequence so far (an earlier row was truncated) replaces it by history + item;
+  a row already contained in the sequence adds nothing; any other row is skipped and counted as
+  ``inconsistent_sequence``. Histories truncated to the most recent items are fine. Positions are the
   time (``0, 1, 2, ...``): only the order matters.
 
 Then the package's split (:func:`recbole_blairclip.data.split.split_interactions`: dedupe, user minimum
@@ -119,8 +121,8 @@ def read_interactions(paths, user_field=None, item_field=None, time_field=None, 
                      "time": time_field or DEFAULT_FIELDS["time"], "rating": rating_field or DEFAULT_FIELDS["rating"]}
     users, items = _Vocab(), _Vocab()
     u_col, i_col, r_col, t_col = [], [], [], []
-    windows = {}  # sequence form: user code -> (window item codes, file index, line)
-    seq_rows = []  # (user code, window, file index, line) for the consistency check
+    windows = {}  # sequence form: user code -> the user's sequence so far (item codes)
+    sequence_issues = LineIssues()  # inconsistent sequence rows; the "reason" is the file's name
     files, dropped = [], {"rating_below_min": 0, "inconsistent_sequence": 0}
     forms = set()
     for f_index, path in enumerate(paths):
@@ -191,23 +193,19 @@ def read_interactions(paths, user_field=None, item_field=None, time_field=None, 
                     r_col.append(rating)
                     t_col.append(ts if ts is not None else float(len(t_col)))
                 else:
-                    window = tuple(items.code(x) for x in hist) + (items.code(it),)
-                    seq_rows.append((uc, window, f_index, lineno))
-                    best = windows.get(uc)
-                    if best is None or len(window) >= len(best[0]):
-                        windows[uc] = (window, f_index, lineno)
+                    window = [items.code(x) for x in hist] + [items.code(it)]
+                    merged = _merge(windows.get(uc, []), window)
+                    if merged is None:
+                        dropped["inconsistent_sequence"] += 1
+                        sequence_issues.add(os.path.basename(path), lineno)
+                    else:
+                        windows[uc] = merged
         files.append({"file": os.path.basename(path), "form": form, "lines": lines, "read": read,
                       "bad_lines": issues.as_dict(), "bad_lines_total": issues.total()})
-    sequence_issues = LineIssues()  # reason = the file's name
     form = forms.pop() if forms else "interactions"
     if form == "sequences":
-        for uc, window, f_index, lineno in seq_rows:
-            full = windows[uc][0]
-            if not _contiguous(window, full):
-                dropped["inconsistent_sequence"] += 1
-                sequence_issues.add(f"{files[f_index]['file']}", lineno)
         for uc in sorted(windows, key=lambda c: users.names[c]):
-            for pos, ic in enumerate(windows[uc][0]):
+            for pos, ic in enumerate(windows[uc]):
                 u_col.append(uc)
                 i_col.append(ic)
                 r_col.append(1.0)
@@ -220,6 +218,18 @@ def read_interactions(paths, user_field=None, item_field=None, time_field=None, 
         "files": files, "dropped": dropped,
         "inconsistent_sequence_first_lines": dict(sequence_issues.first),
     }
+
+
+def _merge(sequence, window):
+    """``sequence`` extended by one row's ``window`` (history + item), or None when they disagree."""
+    if _contiguous(window, sequence):
+        return sequence
+    hist = window[:-1]
+    if len(hist) <= len(sequence) and sequence[len(sequence) - len(hist):] == hist:
+        return sequence + window[-1:]
+    if len(hist) > len(sequence) and hist[len(hist) - len(sequence):] == sequence:
+        return window
+    return None
 
 
 def _contiguous(window, full):
