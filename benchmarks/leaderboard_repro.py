@@ -67,10 +67,11 @@ def main():
     from recbole_blairclip.data.recbole_atomic import convert_recbole
 
     work = os.path.abspath(args.workdir)
-    data = os.path.join(work, "ds")
+    # histories in the files must not be longer than MAX_ITEM_LIST_LENGTH: RecBole's own dataset does not cut them
+    data = os.path.join(work, f"ds{args.max_len or 50}")
     if not os.path.isdir(os.path.join(data, "toys")):
         stats = convert_recbole(os.path.join(args.toys, "toys.inter"), os.path.join(args.toys, "toys.item"),
-                                name="toys", out=data)
+                                name="toys", out=data, max_item_list_length=args.max_len or 50)
         print(f"converted: {stats['kept']} in {stats['seconds']} s", flush=True)
     results_path = os.path.join(work, args.results)
     results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
