@@ -186,6 +186,8 @@ def cost_table(summary):
 
 def markdown(records, meta):
     """The ``report.md`` text."""
+    from recbole_blairclip.benchmark.reference import reference_section
+
     summary = summarize(records)
     seeds = meta.get("seeds") or sorted({r["seed"] for r in records})
     lines = [
@@ -201,6 +203,7 @@ def markdown(records, meta):
         "",
         metric_table(summary, "overall") or "No run finished.",
     ]
+    lines += reference_section(summary, meta)  # published numbers, when the benchmark yaml has `reference:`
     views = [v for v in dict.fromkeys(v for s in summary.values() for v in s["metrics"]) if v != "overall"]
     for view in views:
         counts = [s["view_users"] for s in summary.values() if s["view_users"].get(view) is not None]

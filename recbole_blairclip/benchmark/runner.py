@@ -17,6 +17,8 @@ which the runner takes out (everything else is a shared config override for ever
       SASRec: {n_layers: 1}
     variants:                           # row name -> base model + overrides
       BLaIRCLIP-text: {model: BLaIRCLIP, use_image: false}
+    reference:                          # published numbers per row, shown beside the reproduced ones
+      SASRec: [{metric: ndcg@10, value: 0.2393, dataset: diginetica, protocol: "...", source: "..."}]
     timeout: 3600                       # seconds per run before it is stopped and recorded as failed
     keep_checkpoints: false             # keep each run's best checkpoint (saved/) in the run folder
 
@@ -45,6 +47,7 @@ import time
 
 from recbole_blairclip import registry
 from recbole_blairclip.benchmark import report
+from recbole_blairclip.benchmark.reference import parse_reference
 from recbole_blairclip.benchmark.worker import EVENT_PREFIX, write_json
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.data.atomic import check_name
@@ -63,6 +66,7 @@ BENCHMARK_KEYS = (
     "timeout",
     "keep_checkpoints",
     "run_name",
+    "reference",
 )
 DEFAULT_SEED = 2020  # RecBole's default seed; --seeds N runs DEFAULT_SEED .. DEFAULT_SEED + N - 1
 RUN_DEFAULTS = {"show_progress": False}  # RecBole's tqdm bars would only fill worker.log
@@ -114,7 +118,7 @@ class BenchmarkConfig:
     def __init__(self, config_files=None):
         self.shared = {}  # shared config keys for every row, merged in file order
         self.sources = []  # every config file read (absolute paths)
-        self.bench = {"model_config": {}, "variants": {}}
+        self.bench = {"model_config": {}, "variants": {}, "reference": {}}
         self.benchmark_files = []  # the files that held benchmark keys
         for path in config_files or []:
             self._add(path)
@@ -145,6 +149,7 @@ class BenchmarkConfig:
                         os.path.abspath(_resolve(p, base_dir)) for p in _as_list(entry["config_files"], key, path)
                     ]
                 self.bench[key].setdefault(name, {}).update(entry)
+        self.bench["reference"].update(parse_reference(data.pop("reference", None), path))
         self.shared.update(data)  # what is left is a shared run config
 
     def get(self, key, default=None):
@@ -555,6 +560,7 @@ def benchmark(
         "command": command or f"benchmark(dataset={dataset!r}, models={rows!r}, seeds={seeds!r}, "
         f"config_files={list(config_files or [])!r}, config_dict={config_dict!r})",
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "reference": {row: bench.get("reference", {})[row] for row in rows if row in bench.get("reference", {})},
     }
     targets = _plugin_targets()
     records, counts = [], {"ran": 0, "skipped": 0, "failed": 0}

@@ -1,11 +1,13 @@
-"""``blairclip convert``: Amazon Reviews raw files -> RecBole atomic dataset (leave-one-out split)."""
+"""``blairclip convert``: Amazon Reviews raw files, or a RecBole atomic dataset (``--inter``), -> RecBole atomic
+dataset with a leave-one-out split."""
 import json
 
-HELP = "convert Amazon reviews (+ meta) .jsonl(.gz) into a RecBole atomic dataset with a leave-one-out split"
+HELP = ("convert Amazon reviews (+ meta) .jsonl(.gz), or a RecBole atomic dataset (--inter), into a RecBole "
+        "atomic dataset with a leave-one-out split")
 
 
 def add_arguments(parser):
-    parser.add_argument("--reviews", required=True, help="reviews file, .jsonl or .jsonl.gz (2023 or 2018 schema)")
+    parser.add_argument("--reviews", default=None, help="reviews file, .jsonl or .jsonl.gz (2023 or 2018 schema)")
     parser.add_argument("--meta", default=None, help="meta file, .jsonl or .jsonl.gz (optional: items get empty text)")
     parser.add_argument("--name", required=True, help="dataset name (folder and file prefix), e.g. Appliances")
     parser.add_argument("--out", default="dataset_atomic", help="parent folder of the dataset (default: dataset_atomic)")
@@ -13,8 +15,9 @@ def add_arguments(parser):
     parser.add_argument("--item-core", type=int, default=0, help="k-core on items: drop items with fewer interactions (default 0: off)")
     parser.add_argument("--two-way", action="store_true", help="no validation part: last -> test, rest -> train")
     parser.add_argument("--max-item-list-length", type=int, default=50, help="history length in item_id_list (default 50)")
-    parser.add_argument("--text-fields", default="title,description,features",
-                        help="comma-separated meta fields joined into item_text (default title,description,features)")
+    parser.add_argument("--text-fields", default=None,
+                        help="comma-separated meta fields joined into item_text (default title,description,features; "
+                             "with --item: every token/token_seq column)")
     parser.add_argument("--drop-items-without-meta", action="store_true", help="drop interactions with items that have no meta record")
     parser.add_argument("--include-meta-items", action="store_true", help="also list meta items without kept interactions in <name>.item")
     parser.add_argument("--images", default=None,
@@ -24,10 +27,18 @@ def add_arguments(parser):
                              "RecBole cannot read fields over 131072); counted as items.text_truncated")
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset folder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from recbole_blairclip.cli.convert_recbole import add_recbole_arguments
+
+    add_recbole_arguments(parser)
 
 
 def main(args):
-    from recbole_blairclip.data.convert import convert
+    from recbole_blairclip.cli.convert_recbole import main_recbole
+    from recbole_blairclip.data.convert import DEFAULT_TEXT_FIELDS, convert
+
+    if args.inter is not None or args.reviews is None:
+        return main_recbole(args)
+    args.text_fields = args.text_fields or ",".join(DEFAULT_TEXT_FIELDS)
 
     stats = convert(args.reviews, args.meta, name=args.name, out=args.out, min_user_inter=args.min_user_inter,
                     item_core=args.item_core, two_way=args.two_way,
