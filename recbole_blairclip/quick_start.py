@@ -174,12 +174,12 @@ def run_single(
         load_best(trainer)
         logger.info(set_color("Loaded best model", "blue") + f": {trainer.saved_model_file}")
     start = time.perf_counter()
-    trainer.keep_ranks = bool(config["ranks_file"])
+    trainer.keep_ranks = bool(config["ranks_file"]) and bool(config["single_spec"])  # DDP: each rank sees a shard
     test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
     test_seconds = time.perf_counter() - start
     views = trainer.last_views or {}
     ranks_file = None
-    if trainer.keep_ranks and trainer.last_ranks is not None and config["local_rank"] == 0:
+    if trainer.keep_ranks and trainer.last_ranks is not None:
         ranks_file = write_ranks(config["ranks_file"], trainer.last_ranks,
                                  {"model": config["model"], "dataset": config["dataset"], "phase": "test",
                                   "seed": config["seed"]})
