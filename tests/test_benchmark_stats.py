@@ -169,7 +169,7 @@ def test_report_is_built_from_the_ranks_files(tmp_path):
     assert f"[{overall['rows']['Weak']['ci_low']:.4f}, {overall['rows']['Weak']['ci_high']:.4f}]" in weak_row
     assert "†" not in weak_row.split("|")[3] and not overall["rows"]["Weak"]["not_different_from_best"]
     assert ("†" in twin_row.split("|")[3]) == (overall["rows"]["Twin"]["not_different_from_best"] and best != "Twin")
-    assert "## Ablations (all test users)" in text and "Best-abl vs Best" in text
+    assert "## Ablations: variant minus its base model" in text and "| Best-abl vs Best | all |" in text
     assert "bootstrap interval" in text
 
 

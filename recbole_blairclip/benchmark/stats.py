@@ -179,16 +179,21 @@ def compare_rows(per_user, metrics, ablations=None, alpha=ALPHA, n_resamples=N_R
                       "alpha": alpha, "interval": f"percentile bootstrap {level:.0%} interval of the mean, users "
                       f"resampled with replacement", "n_resamples": n_resamples, "seed": seed, "level": level},
            "metrics": {}}
+    cells = [(metric, row) for metric in metrics for row in rows if per_user[row].get(metric) is not None]
+    if not cells:
+        return out
+    # one bootstrap for every (metric, row) column: the same resampled users everywhere
+    matrix = np.column_stack([np.asarray(per_user[row][metric], dtype=np.float64) for metric, row in cells])
+    low_all, high_all = bootstrap_ci(matrix, n_resamples, seed, level)
     for metric in metrics:
-        columns = [per_user[r].get(metric) for r in rows]
-        have = [r for r, c in zip(rows, columns) if c is not None]
+        have = [row for m, row in cells if m == metric]
         if not have:
             continue
-        matrix = np.column_stack([np.asarray(per_user[r][metric], dtype=np.float64) for r in have])
-        low, high = bootstrap_ci(matrix, n_resamples, seed, level)
+        index = [k for k, (m, _) in enumerate(cells) if m == metric]
+        matrix_m, low, high = matrix[:, index], low_all[index], high_all[index]
         entry = {}
         for j, row in enumerate(have):
-            col = matrix[:, j]
+            col = matrix_m[:, j]
             col = col[~np.isnan(col)]
             entry[row] = {"mean": _mean(col), "ci_low": _finite(low[j]), "ci_high": _finite(high[j]),
                           "n_users": int(len(col)), "vs_best": None, "vs_base": None}
