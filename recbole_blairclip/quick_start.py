@@ -21,7 +21,8 @@ from recbole_blairclip.compat import load_recbole_checkpoint
 from recbole_blairclip.config import Config
 from recbole_blairclip.data.dataset import check_dataset_files, create_dataset
 from recbole_blairclip.evaluation.protocol import attach_protocol
-from recbole_blairclip.evaluation.trainer import TrainerHooks, protocol_trainer_class
+from recbole_blairclip.evaluation.ranks import write_ranks
+from recbole_blairclip.evaluation.trainer import protocol_trainer_class
 from recbole_blairclip.registry import get_model
 
 _OWN_HANDLERS = []  # root-logger handlers the last run added (removed before the next run)
@@ -85,6 +86,8 @@ def make_config(model, dataset, config_file_list=None, config_dict=None, cmd_arg
                     cmd_args=cmd_args)
     for key in ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir"):
         config[key] = os.path.abspath(config[key])
+    if config["ranks_file"]:
+        config["ranks_file"] = os.path.abspath(os.path.expanduser(str(config["ranks_file"])))
     return config
 
 
@@ -176,9 +179,16 @@ def run_single(
         load_best(trainer)
         logger.info(set_color("Loaded best model", "blue") + f": {trainer.saved_model_file}")
     start = time.perf_counter()
+    trainer.keep_ranks = bool(config["ranks_file"]) and bool(config["single_spec"])  # DDP: each rank sees a shard
     test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
     test_seconds = time.perf_counter() - start
     views = trainer.last_views or {}
+    ranks_file = None
+    if trainer.keep_ranks and trainer.last_ranks is not None:
+        ranks_file = write_ranks(config["ranks_file"], trainer.last_ranks,
+                                 {"model": config["model"], "dataset": config["dataset"], "phase": "test",
+                                  "seed": config["seed"]})
+        logger.info(set_color("test ranks", "yellow") + f": {ranks_file}")
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -204,6 +214,7 @@ def run_single(
         "n_params": int(sum(p.numel() for p in model_obj.parameters() if p.requires_grad)),
         "device": str(config["device"]),
         "checkpoint": trainer.saved_model_file if saved else None,
+        "ranks_file": ranks_file,
         "log_file": next((h.baseFilename for h in _OWN_HANDLERS if hasattr(h, "baseFilename")), None),
     }
     if not config["single_spec"]:
@@ -245,7 +256,9 @@ def run(
     ``test_result_coldstart`` / ``test_result_warm`` (the same metrics on the test users whose target never
     occurs in training / on the others; None for an empty group or a distributed run), ``n_test_users``,
     ``n_test_coldstart``, ``n_test_warm``, and ``best_epoch``, ``epochs``, ``fit_seconds``,
-    ``test_seconds``, ``n_params``, ``device``, ``checkpoint``, ``log_file``.
+    ``test_seconds``, ``n_params``, ``device``, ``checkpoint``, ``log_file``, and ``ranks_file`` (the
+    test's per-user ranks as Parquet when the config key ``ranks_file`` names a path, else None; see
+    :mod:`recbole_blairclip.evaluation.ranks`).
     """
     if nproc == 1 and world_size <= 0:
         return run_single(model, dataset, config_file_list, config_dict, saved=saved, callback_fn=callback_fn,

@@ -152,15 +152,20 @@ def test_table_csv_and_json_agree(bench):
         expected = {k.lower(): v for k, v in metrics.items()}
         expected["auc"] = expected.pop("gauc", expected.get("auc"))
         for name, value in expected.items():
-            assert table[row][report.display_name(name)] == f"{value:.4f}", (row, name)
+            cell = data["summary"][row]["metrics"]["overall"][name]  # recomputed from ranks.parquet
+            assert cell["mean"] == pytest.approx(value, abs=5e-5)  # RecBole rounds to 4 decimals
+            interval = f"[{cell['ci_low']:.4f}, {cell['ci_high']:.4f}]"
+            assert table[row][report.display_name(name)].startswith(f"{value:.4f} {interval}"), (row, name)
+            assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"]
             assert float(rows[(row, 7)][name]) == pytest.approx(value, abs=1e-12)
-            assert data["summary"][row]["metrics"]["overall"][name]["mean"] == pytest.approx(value)
+            assert os.path.isfile(os.path.join(runs[(row, 7)]["run_dir"], "ranks.parquet"))
+        assert set(data["statistics"]["overall"]["metrics"]) == set(expected)
         assert table[row]["Seeds"] == "7"
     # best per column is marked: a cell is bold exactly when it holds its column's maximum
     lines = text.split("## Test metrics (all test users)", 1)[1].strip().splitlines()
     raw = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
     for col in range(2, len(raw[0])):
-        values = [float(row[col].strip("*")) for row in raw]
+        values = [float(row[col].strip("*").split()[0]) for row in raw]
         for row, value in zip(raw, values):
             assert row[col].startswith("**") == (value == max(values)), (row[0], col)
 

@@ -5,6 +5,12 @@ are normalised to lower case and RecBole's ``gauc`` is reported as ``auc`` (with
 the per-user AUC over the full ranking; see DESIGN.md). Means and standard deviations are over the seeds
 that finished (sample standard deviation, ``ddof=1``). Every file is written under a temporary name and
 moved into place.
+
+When a run saved its per-user ranks (``ranks.parquet``, :mod:`recbole_blairclip.evaluation.ranks`), its
+metrics are recomputed from that file, and every view gets bootstrap intervals and paired tests over the
+test users (:mod:`recbole_blairclip.benchmark.stats`; with several seeds, per-user values averaged over
+the seeds): ``results.json`` holds them under ``statistics``, ``report.md`` shows the intervals and marks
+with † the rows not significantly different from the best one, ``metrics.png`` draws the intervals.
 """
 import csv
 import io
@@ -72,6 +78,78 @@ def mean_std(values):
     return mean, math.sqrt(var), len(values)
 
 
+def ranks_path(record):
+    """The record's ranks file when it exists (its recorded path, else ``ranks.parquet`` in its run folder)."""
+    for path in (record.get("ranks_file"), os.path.join(record.get("run_dir") or "", "ranks.parquet")):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+def load_ranks(records):
+    """{(row, seed): ranks table} of the finished runs that saved their per-user ranks."""
+    from recbole_blairclip.evaluation.ranks import read_ranks
+
+    out = {}
+    for r in records:
+        path = ranks_path(r) if r.get("status") == "ok" else None
+        if path:
+            out[(r["row"], r["seed"])] = read_ranks(path)[0]
+    return out
+
+
+def _recomputed_views(record, table):
+    """The record's views with every metric the ranks can give recomputed from them (full precision)."""
+    from recbole_blairclip.evaluation.ranks import metrics_from_ranks
+
+    views = views_of(record)
+    cold = table["is_coldstart"]
+    masks = {"overall": None, "coldstart": cold, "warm": ~cold}
+    for view, metrics in views.items():
+        if view in masks:
+            metrics.update({k: v for k, v in metrics_from_ranks(table, list(metrics), masks[view]).items()
+                            if v is not None})
+    return views
+
+
+def statistics(records, ranks, summary, meta=None):
+    """{view: :func:`stats.compare_rows` result} over the rows whose every finished seed saved its ranks."""
+    from recbole_blairclip.benchmark import stats
+
+    models = (meta or {}).get("models") or {}
+    out = {}
+    tables = {}
+    for row, info in summary.items():
+        seeds = info["seeds_ok"]
+        if seeds and all((row, s) in ranks for s in seeds):
+            tables[row] = [ranks[(row, s)] for s in seeds]
+    if not tables:
+        return out
+    ablations = {}
+    for row, model in models.items():
+        if row != model and model in tables and row in tables:
+            ablations.setdefault(model, []).append(row)
+    for view in VIEW_ORDER:
+        names = ordered(dict.fromkeys(m for row in tables for m in summary[row]["metrics"].get(view, {})))
+        users, per_user = stats.per_user_matrix(tables, names, view=view)
+        if len(users) < 2:
+            continue
+        out[view] = stats.compare_rows(per_user, names, ablations)
+        out[view]["n_users"] = int(len(users))
+    return out
+
+
+def attach(summary, stat):
+    """Copy each row's interval and significance into its summary cell (``ci_low``, ``ci_high``, ``same_as_best``)."""
+    for view, result in stat.items():
+        for metric, entry in result["metrics"].items():
+            for row, cell in entry["rows"].items():
+                target = summary.get(row, {}).get("metrics", {}).get(view, {}).get(metric)
+                if target is not None:
+                    target.update(ci_low=cell["ci_low"], ci_high=cell["ci_high"],
+                                  same_as_best=cell["not_different_from_best"], is_best=row == entry["best"])
+
+
 def _rows_in_order(records):
     rows = []
     for r in records:
@@ -80,18 +158,24 @@ def _rows_in_order(records):
     return rows
 
 
-def summarize(records):
-    """Per row: model, seeds ok / failed, and {view: {metric: {mean, std, n}}} plus cost means."""
+def summarize(records, ranks=None):
+    """Per row: model, seeds ok / failed, and {view: {metric: {mean, std, n}}} plus cost means.
+
+    ``ranks`` (:func:`load_ranks`): the metrics of those runs are recomputed from their per-user ranks.
+    """
+    ranks = ranks or {}
     summary = {}
     for row in _rows_in_order(records):
         mine = [r for r in records if r["row"] == row]
         ok = [r for r in mine if r.get("status") == "ok"]
+        views = [_recomputed_views(r, ranks[(row, r["seed"])]) if (row, r["seed"]) in ranks else views_of(r)
+                 for r in ok]
         metrics = {}
-        for view in dict.fromkeys(v for r in ok for v in views_of(r)):
-            names = ordered(dict.fromkeys(m for r in ok for m in views_of(r).get(view, {})))
+        for view in dict.fromkeys(v for vs in views for v in vs):
+            names = ordered(dict.fromkeys(m for vs in views for m in vs.get(view, {})))
             metrics[view] = {}
             for name in names:
-                mean, std, n = mean_std([views_of(r).get(view, {}).get(name) for r in ok])
+                mean, std, n = mean_std([vs.get(view, {}).get(name) for vs in views])
                 metrics[view][name] = {"mean": mean, "std": std, "n": n}
         cost = {}
         for field in COST_FIELDS:
@@ -111,12 +195,17 @@ def summarize(records):
 
 
 def fmt_metric(stat):
-    """``0.1234`` (one seed) or ``0.1234 ± 0.0056``; ``-`` when missing."""
+    """``0.1234`` (one seed) or ``0.1234 ± 0.0056``, then the bootstrap interval ``[0.1100, 0.1400]`` and
+    ``†`` (not significantly different from the best row) when known; ``-`` when missing."""
     if not stat or stat.get("mean") is None:
         return "-"
     text = f"{stat['mean']:.4f}"
     if stat.get("std") is not None:
         text += f" ± {stat['std']:.4f}"
+    if stat.get("ci_low") is not None and stat.get("ci_high") is not None:
+        text += f" [{stat['ci_low']:.4f}, {stat['ci_high']:.4f}]"
+    if stat.get("same_as_best") and not stat.get("is_best"):
+        text += " †"
     return text
 
 
@@ -164,6 +253,50 @@ def metric_table(summary, view, metrics=None):
     return _table(["Model", "Seeds"] + [display_name(n) for n in names], columns)
 
 
+def stats_note(stat):
+    """One paragraph saying how the intervals and the † marks are made."""
+    method = next(iter(stat.values()))["method"]
+    return (f"[a, b] = {method['level']:.0%} bootstrap interval of the mean ({method['n_resamples']} resamples of the "
+            f"test users, seed {method['seed']}; several seeds: per-user values averaged over the seeds first). "
+            f"† = not significantly different from the best row of its column: two-sided Wilcoxon signed-rank "
+            f"test over the same test users, Holm-corrected over the rows, p >= {method['alpha']} (paired "
+            "t-test p-values and every interval in `results.json` under `statistics`).")
+
+
+def _fmt_p(p):
+    if p is None:
+        return "-"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.0e}"
+
+
+def ablation_table(stat):
+    """Markdown table: each variant vs its base row, per view and metric: difference (p Wilcoxon / p t, Holm)."""
+    lines = []
+    for view, result in stat.items():
+        metrics = result["metrics"]
+        first = next(iter(metrics.values()), {"rows": {}})
+        for row, cell in first["rows"].items():
+            if cell.get("vs_base"):
+                lines.append((view, row, cell["vs_base"]["other"]))
+    if not lines:
+        return None
+    names = ordered(dict.fromkeys(m for result in stat.values() for m in result["metrics"]))
+    columns = [[f"{row} vs {base}" for _, row, base in lines],
+               [VIEW_TITLES.get(view, view) for view, _, _ in lines]]
+    for name in names:
+        cells = []
+        for view, row, _ in lines:
+            test = ((stat[view]["metrics"].get(name) or {}).get("rows", {}).get(row) or {}).get("vs_base")
+            if not test or test.get("mean_diff") is None:
+                cells.append("-")
+                continue
+            mark = "\\*" if test["significant"] else ""
+            cells.append(f"{test['mean_diff']:+.4f}{mark} ({_fmt_p(test['wilcoxon_p_holm'])} / "
+                         f"{_fmt_p(test['ttest_p_holm'])})")
+        columns.append(cells)
+    return _table(["Rows", "Test users"] + [display_name(n) for n in names], columns)
+
+
 def cost_table(summary):
     rows = [r for r in summary if summary[r]["seeds_ok"]]
     if not rows:
@@ -184,11 +317,12 @@ def cost_table(summary):
     return _table(header + ["Device"], columns)
 
 
-def markdown(records, meta):
-    """The ``report.md`` text."""
+def markdown(records, meta, summary=None, stat=None):
+    """The ``report.md`` text (``summary`` / ``stat``: from :func:`summarize` / :func:`statistics`)."""
     from recbole_blairclip.benchmark.reference import reference_section
 
-    summary = summarize(records)
+    summary = summary if summary is not None else summarize(records)
+    stat = stat or {}
     seeds = meta.get("seeds") or sorted({r["seed"] for r in records})
     lines = [
         f"# Benchmark: {meta.get('dataset')} ({meta.get('run')})",
@@ -198,6 +332,10 @@ def markdown(records, meta):
         f"{len(summary)} model(s) x {len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}); report written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}. Test metrics, full-sort ranking over every item; mean ± sample standard "
         "deviation over seeds; **bold** = best in its column (time and memory: lowest).",
+    ]
+    if stat:
+        lines += ["", stats_note(stat)]
+    lines += [
         "",
         "## Test metrics (all test users)",
         "",
@@ -212,6 +350,11 @@ def markdown(records, meta):
                   metric_table(summary, view)]
     if not views:
         lines += ["", "The evaluation returned no cold-start / warm view for these runs."]
+    table = ablation_table(stat)
+    if table:
+        lines += ["", "## Ablations: variant minus its base model", "",
+                  "Difference of the means over the same test users (Holm-adjusted p-values: Wilcoxon / paired t; "
+                  f"**\\*** = Wilcoxon p < {next(iter(stat.values()))['method']['alpha']}).", "", table]
     cost = cost_table(summary)
     if cost:
         lines += ["", "## Cost", "", cost]
@@ -267,8 +410,13 @@ def write_csv(path, records):
 
 def _bar_axes(ax, rows, stats, title):
     means = [s["mean"] if s and s.get("mean") is not None else 0.0 for s in stats]
-    errs = [s["std"] if s and s.get("std") is not None else 0.0 for s in stats]
-    ax.bar(range(len(rows)), means, yerr=errs if any(errs) else None, capsize=3, color=[f"C{i % 10}" for i in range(len(rows))])
+    if any(s and s.get("ci_low") is not None for s in stats):  # bootstrap intervals (asymmetric)
+        errs = [[max(m - s["ci_low"], 0.0) if s and s.get("ci_low") is not None else 0.0 for m, s in zip(means, stats)],
+                [max(s["ci_high"] - m, 0.0) if s and s.get("ci_high") is not None else 0.0 for m, s in zip(means, stats)]]
+    else:
+        errs = [s["std"] if s and s.get("std") is not None else 0.0 for s in stats]
+    has_err = any(any(e) for e in errs) if errs and isinstance(errs[0], list) else any(errs)
+    ax.bar(range(len(rows)), means, yerr=errs if has_err else None, capsize=3, color=[f"C{i % 10}" for i in range(len(rows))])
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(rows, rotation=35, ha="right", fontsize=8)
     ax.set_title(title, fontsize=10)
@@ -291,7 +439,9 @@ def plot_metrics(path, summary, dataset=""):
         stats = [summary[r]["metrics"].get("overall", {}).get(metric) for r in rows]
         _bar_axes(ax, rows, stats, display_name(metric))
     n_seeds = max((len(summary[r]["seeds_ok"]) for r in rows), default=0)
-    how = "mean ± std over seeds" if n_seeds > 1 else "one seed"
+    how = "mean over seeds" if n_seeds > 1 else "one seed"
+    with_ci = any(s and s.get("ci_low") is not None for r in rows for s in summary[r]["metrics"].get("overall", {}).values())
+    how += ", bars: 95% bootstrap interval" if with_ci else (", bars: ± std" if n_seeds > 1 else "")
     fig.suptitle(f"{dataset}: test metrics ({how})", fontsize=11)
     fig.tight_layout()
     _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
@@ -331,13 +481,16 @@ def plot_coldstart(path, summary, dataset=""):
 
 def write_all(run_dir, records, meta):
     """Write every output file of a benchmark into ``run_dir``; returns {name: path}."""
-    summary = summarize(records)
+    ranks = load_ranks(records)
+    summary = summarize(records, ranks)
+    stat = statistics(records, ranks, summary, meta)
+    attach(summary, stat)
     files = {name: os.path.join(run_dir, name) for name in
              ("results.csv", "results.json", "report.md", "metrics.png", "coldstart.png")}
     write_csv(files["results.csv"], records)
-    payload = dict(meta, summary=summary, runs=records)
+    payload = dict(meta, summary=summary, statistics=stat, runs=records)
     _atomic_write(files["results.json"], lambda f: f.write(json.dumps(payload, indent=2) + "\n"))
-    text = markdown(records, meta)
+    text = markdown(records, meta, summary, stat)
     _atomic_write(files["report.md"], lambda f: f.write(text))
     plot_metrics(files["metrics.png"], summary, meta.get("dataset", ""))
     plot_coldstart(files["coldstart.png"], summary, meta.get("dataset", ""))

@@ -29,7 +29,8 @@ and the variant's overrides; ``config_dict`` (the CLI's ``--set KEY=VALUE``); th
 
 Output folder ``<out>/<dataset>/<run>/``: ``results.csv``, ``results.json``, ``report.md``, ``metrics.png``,
 ``coldstart.png`` (rewritten after every run, so an interrupted benchmark still has a valid table) and
-``runs/<row>/seed<seed>/`` with ``spec.json``, ``result.json``, ``worker.log`` and RecBole's ``log/``.
+``runs/<row>/seed<seed>/`` with ``spec.json``, ``result.json``, ``ranks.parquet`` (the test's per-user ranks),
+``worker.log`` and RecBole's ``log/``.
 A finished (row, seed) whose config did not change is skipped on a re-run unless ``force``.
 """
 import contextlib
@@ -576,7 +577,8 @@ def benchmark(
                 "model": plan.model,
                 "dataset": dataset,
                 "seed": seed,
-                "config": dict(plan.config, seed=seed, output_dir=folder),
+                "config": dict(plan.config, seed=seed, output_dir=folder,
+                               ranks_file=os.path.join(folder, "ranks.parquet")),
                 "config_sources": bench.sources + plan.sources,
                 "plugin_models": targets,
                 "keep_checkpoints": keep,
@@ -587,7 +589,7 @@ def benchmark(
             spec["spec_hash"] = spec_hash(spec)
             label = f"[{index}/{total}] {plan.row} seed {seed}"
             previous = _read_json(spec["result_path"])
-            if previous and previous.get("status") == "ok" and not force:
+            if previous and previous.get("status") == "ok" and not force and report.ranks_path(previous):
                 if previous.get("spec_hash") == spec["spec_hash"]:
                     display.say(f"{label}: finished earlier, skipped (--force re-runs it)")
                     records.append(previous)
@@ -631,7 +633,7 @@ def benchmark(
     return {
         "run_dir": run_dir,
         "records": records,
-        "summary": report.summarize(records),
+        "summary": report.summarize(records, report.load_ranks(records)),
         "files": files,
         **counts,
     }

@@ -10,7 +10,8 @@ touches the other runs. The worker
   to ``worker.log`` in the run folder;
 * writes ``result.json`` (atomically): status, every test metric overall and in the cold-start / warm
   views when the evaluation provides them, the best epoch, training seconds per epoch, evaluation seconds,
-  parameters, peak memory, device, package versions and the exact final config.
+  parameters, peak memory, device, package versions and the exact final config; the test's per-user ranks
+  go to the spec's ``ranks_file`` (``ranks.parquet``), from which the report recomputes every metric.
 
 Re-running a spec by hand reproduces one cell of the benchmark table.
 """
@@ -197,6 +198,7 @@ def run_spec(spec, events=None):
             device=result.get("device", record.get("device")),
             log_file=result.get("log_file"),
             checkpoint=result.get("checkpoint"),
+            ranks_file=result.get("ranks_file"),
         )
         # anything else the evaluation adds (e.g. cold-start user counts) travels along as plain values
         known = {"test_result", "best_valid_result", "model", "dataset"}

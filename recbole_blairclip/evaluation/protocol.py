@@ -259,19 +259,46 @@ def mean_ranks(scores, positive_u, positive_i, ranks=None):
 
 class ProtocolCollector(Collector):
     """RecBole's Collector with deterministic, pessimistic top-k ranks and sort-free mean ranks (same
-    GAUC as RecBole's, average ranks over ties); keeps the last data struct for the cold-start views."""
+    GAUC as RecBole's, average ranks over ties); keeps the last data struct for the cold-start views.
+
+    With ``keep_ranks = True`` it also keeps, per target, the user, the item, the pessimistic 1-based rank,
+    the average rank and the row's candidate count (on the CPU, in ``rank_batches``; see
+    :mod:`recbole_blairclip.evaluation.ranks`)."""
 
     def __init__(self, config):
         super().__init__(config)
         self.last_struct = None
+        self.keep_ranks = False
+        self.rank_batches = []
+        self._rows_seen = 0
+
+    def reset_ranks(self):
+        """Forget the kept ranks (called before each evaluation)."""
+        self.rank_batches, self._rows_seen = [], 0
+
+    def _keep_ranks(self, scores, interaction, positive_u, positive_i, ranks):
+        pessimistic, average, n_candidates = ranks
+        positive_u = positive_u.to(scores.device).long()
+        users = interaction[self.config["USER_ID_FIELD"]].to(scores.device)[positive_u]
+        self.rank_batches.append({
+            "user": users.cpu().numpy(),
+            "item": positive_i.cpu().numpy(),
+            "row": (positive_u + self._rows_seen).cpu().numpy(),
+            "rank": (pessimistic.long() + 1).cpu().numpy(),
+            "rank_avg": average.cpu().numpy(),
+            "n_candidates": n_candidates[positive_u].cpu().numpy(),
+        })
+        self._rows_seen += scores.shape[0]
 
     def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
         if self.register.need("rec.items"):
             _, topk_idx = torch.topk(scores_tensor, max(self.topk), dim=-1)
             self.data_struct.update_tensor("rec.items", topk_idx)
         ranks = None
-        if self.register.need("rec.topk") or self.register.need("rec.meanrank"):
+        if self.register.need("rec.topk") or self.register.need("rec.meanrank") or self.keep_ranks:
             ranks = target_ranks(scores_tensor, positive_u, positive_i)
+        if self.keep_ranks:
+            self._keep_ranks(scores_tensor, interaction, positive_u, positive_i, ranks)
         if self.register.need("rec.topk"):
             result = pessimistic_topk(scores_tensor, positive_u, positive_i, max(self.topk), ranks)
             self.data_struct.update_tensor("rec.topk", result)

@@ -13,6 +13,10 @@ TraditionalTrainer, a model's own trainer) so that validation during ``fit`` and
   per-epoch timing, per-validation reports and score capture: benchmark and tune use it, nothing patches
   the trainer).
 
+``trainer.keep_ranks = True`` leaves the per-user ranks of the last evaluation in ``trainer.last_ranks`` (a
+:func:`recbole_blairclip.evaluation.ranks.ranks_table`: user and target tokens, rank, average rank,
+candidates, cold-start flag), from which every metric is recomputed.
+
 ``trainer.score_dump = []`` collects ``(users, scores, positive_u, positive_i)`` per batch on the CPU (for
 :mod:`recbole_blairclip.evaluation.crosscheck`); leave it ``None`` otherwise.
 """
@@ -27,6 +31,7 @@ from recbole.trainer import Trainer
 from recbole_blairclip.compat import load_recbole_checkpoint
 from recbole_blairclip.evaluation.coldstart import coldstart_views
 from recbole_blairclip.evaluation.protocol import AUC_KEY, PHASE_ATTR, ProtocolCollector, report_names
+from recbole_blairclip.evaluation.ranks import ranks_table
 
 
 class TrainerHooks:
@@ -57,6 +62,8 @@ class ProtocolTrainerMixin:
             self.valid_metric = AUC_KEY
         self.score_dump = None
         self.last_views = None
+        self.keep_ranks = False
+        self.last_ranks = None
         self._phase = None
         self._cold_rows = []
         self._warned = False
@@ -115,7 +122,10 @@ class ProtocolTrainerMixin:
             )
         self._cold_rows = []
         self.last_views = None
+        self.last_ranks = None
         self.eval_collector.last_struct = None
+        self.eval_collector.keep_ranks = bool(self.keep_ranks) and self._phase is not None
+        self.eval_collector.reset_ranks()
         try:
             result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         finally:
@@ -123,7 +133,25 @@ class ProtocolTrainerMixin:
         struct = self.eval_collector.last_struct
         if phase is not None and self._cold_rows and struct is not None and self.config["single_spec"]:
             self.last_views = coldstart_views(self.evaluator, struct, torch.cat(self._cold_rows))
+        if self.eval_collector.keep_ranks and self._cold_rows:
+            self.last_ranks = self._ranks_table(eval_data._dataset, torch.cat(self._cold_rows).cpu().numpy())
+        self.eval_collector.keep_ranks = False
         return report_names(result)
+
+    def _ranks_table(self, dataset, cold_rows):
+        batches = self.eval_collector.rank_batches
+        self.eval_collector.reset_ranks()
+        columns = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]} if batches else None
+        if columns is None:
+            return None
+        return ranks_table(
+            dataset.id2token(self.config["USER_ID_FIELD"], columns["user"]),
+            dataset.id2token(self.config["ITEM_ID_FIELD"], columns["item"]),
+            columns["rank"],
+            columns["rank_avg"],
+            columns["n_candidates"],
+            cold_rows[columns["row"]],
+        )
 
 
 _CLASSES = {}
