@@ -36,7 +36,8 @@ from recbole_blairclip.errors import ConfigError, DatasetError
 
 PROFILES = ("mean", "recency", "last")
 _DENSE_BUDGET = 1 << 24  # floats in one users x vocabulary block (64 MiB in float32)
-_HEAD_MAX = 128  # most frequent terms scored densely on CPU (see TFIDF.score_parts)
+_HEAD_MAX = 256  # most frequent terms scored densely on CPU (see TFIDF.score_parts)
+_HEAD_FLOATS_PER_NNZ = 2  # the dense head holds at most this many floats per non-zero of the item matrix
 
 
 def segment_ids(counts):
@@ -284,8 +285,8 @@ class TFIDF(GeneralRecommender):
         """The item side split for CPU scoring, built from the buffers and cached (not saved).
 
         Terms sorted by document frequency: the ``head`` most frequent ones become a dense items x head
-        matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and never more floats than the CSR
-        matrix has non-zeros, so memory stays O(non-zeros)); the other ("tail") terms stay sparse as the
+        matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and ``_HEAD_FLOATS_PER_NNZ`` floats
+        per non-zero of the CSR matrix, so memory stays O(non-zeros)); the other ("tail") terms stay sparse as the
         vocabulary x items CSR transpose, whose head rows are empty. A user's tail profile has a few
         hundred rare terms, so sparse x sparse touches only the items that share them.
         Rebuilt when a buffer changes (device move, checkpoint load).
@@ -303,13 +304,16 @@ class TFIDF(GeneralRecommender):
             shape=(self.n_items, n_terms),
         )
         df = np.bincount(X.indices, minlength=n_terms)
-        n_head = int(min(_HEAD_MAX, n_terms, X.nnz // max(self.n_items, 1)))
+        n_head = int(min(_HEAD_MAX, n_terms, _HEAD_FLOATS_PER_NNZ * X.nnz // max(self.n_items, 1)))
         order = np.argsort(-df, kind="stable")
         head = np.sort(order[:n_head])
         slot = np.full(n_terms, -1, dtype=np.int64)
         slot[head] = np.arange(n_head)
         is_tail = np.ones(n_terms, dtype=bool)
         is_tail[head] = False
+        norms = self.item_norm.cpu().numpy()
+        inv_norm = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        X = sp.diags(inv_norm) @ X  # unit rows (zero rows stay zero): products are cosines directly
         XT = X.T.tocsr()
         XT_tail = sp.diags(is_tail.astype(np.float32)) @ XT  # head rows emptied
         XT_tail.eliminate_zeros()
@@ -330,7 +334,8 @@ class TFIDF(GeneralRecommender):
         return parts
 
     def _dots_split(self, indices, values, n_users):
-        """Profile . item dot products (users x items) through the head GEMM + sparse x sparse tail."""
+        """Dot products (users x items) of the profile entries with the unit-length item rows, through
+        the head GEMM + the sparse x sparse tail: cosines when ``values`` are divided by the profile norms."""
         parts = self.score_parts()
         device = values.device
         terms, users = indices[0], indices[1]
@@ -375,14 +380,15 @@ class TFIDF(GeneralRecommender):
         for start in range(0, n_users, chunk):
             stop = min(start + chunk, n_users)
             indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
-            if split:
-                dots = self._dots_split(indices, values, stop - start).t()  # items x users, as below
-            else:
-                if stop - start < block.shape[1]:
-                    block = torch.zeros(n_terms, stop - start, device=device)
-                block[indices[0], indices[1]] = values
-                dots = torch.sparse.mm(X, block)  # items x users: sparse x dense
-                block[indices[0], indices[1]] = 0.0
+            if split:  # unit item rows x profile / |profile|: cosines, written in place
+                inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-30), torch.zeros((), device=device))
+                out[start:stop] = self._dots_split(indices, values * inv[indices[1]], stop - start)
+                continue
+            if stop - start < block.shape[1]:
+                block = torch.zeros(n_terms, stop - start, device=device)
+            block[indices[0], indices[1]] = values
+            dots = torch.sparse.mm(X, block)  # items x users: sparse x dense
+            block[indices[0], indices[1]] = 0.0
             denom = self.item_norm[:, None] * norms[None, :]
             out[start:stop] = torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), device=device)).t()
         return out
