@@ -233,3 +233,45 @@ def test_saved_run_reloads_the_checkpoint(tiny_data):
     again = crosscheck.collect_scores(trainer, test_data)
     np.testing.assert_allclose(again["scores"], reference["scores"])
     assert again["result"] == pytest.approx(result["test_result"], abs=1e-9)
+
+
+@pytest.mark.parametrize("head_max", [0, 3, 128, 10**6])
+def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeypatch, head_max):
+    """CPU scoring (dense GEMM over the most frequent terms + sparse x sparse over the rest) against
+    scipy: profile = weights x X, cosine with every item row; the same for the CUDA-path SpMM."""
+    import scipy.sparse as sp
+
+    write_tiny_dataset(str(tmp_path / "dataset_atomic"), n_users=30, n_items=40)
+    _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2], user_profile="recency",
+                            recency_decay=0.7)
+    monkeypatch.setattr(tfidf_module, "_HEAD_MAX", head_max)
+    model._parts = None
+    X = sp.csr_matrix((model.item_val.numpy(), model.item_col.numpy(), model.item_crow.numpy()),
+                      shape=(model.n_items, int(model.n_terms))).astype(np.float64)
+    rng = np.random.default_rng(head_max)
+    hist = torch.from_numpy(rng.integers(0, model.n_items, size=(25, 6)))
+    lengths = torch.from_numpy(rng.integers(1, 7, size=25))
+    hist = torch.where(torch.arange(6)[None, :] < lengths[:, None], hist, torch.zeros_like(hist))
+    inter = Interaction({"user_id": torch.arange(1, 26), "item_id_list": hist, "item_length": lengths})
+    got = model.full_sort_predict(inter).view(25, -1).numpy()
+    W = np.zeros((25, model.n_items))
+    for u in range(25):
+        for k in range(int(lengths[u])):
+            if hist[u, k] > 0:
+                W[u, hist[u, k]] += 0.7 ** (int(lengths[u]) - 1 - k)
+    profile = sp.csr_matrix(W) @ X
+    dots = (profile @ X.T).toarray()
+    norms = np.sqrt(np.asarray(profile.multiply(profile).sum(1)).ravel())[:, None] * np.sqrt(
+        np.asarray(X.multiply(X).sum(1)).ravel())[None, :]
+    expected = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    assert np.abs(expected).max() > 0.1 and (expected == 0).any()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    n_head = model.score_parts()["n_head"]
+    nnz = model.item_val.numel()
+    assert n_head == min(head_max, int(model.n_terms), tfidf_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
+    assert model.score_parts()["head"].numel() <= tfidf_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
+    weights = model.history_weights(hist, lengths)
+    indices, values, _ = model.profile_entries(hist, weights)
+    spmm = torch.sparse.mm(model.item_matrix(), torch.sparse_coo_tensor(indices, values, (int(model.n_terms), 25)).to_dense())
+    unit = spmm / model.item_norm.clamp_min(1e-30)[:, None]  # _dots_split uses unit-length item rows
+    np.testing.assert_allclose(model._dots_split(indices, values, 25).numpy(), unit.t().numpy(), atol=1e-5)

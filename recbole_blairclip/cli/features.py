@@ -44,6 +44,11 @@ def add_arguments(parser):
     g.add_argument("--chunk-size", type=int, default=1024, help="items per resumable chunk (default 1024)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--address", default=None,
+                   help="run the encoders on a Ray cluster: auto, ray://<head>:10001, <head>:6379, or 'local' "
+                        "(a Ray started here); encoder actors get a GPU each when the cluster has GPUs")
+    g.add_argument("--ray-actors", type=int, default=None,
+                   help="encoder actors on the cluster (default: one per GPU, else one per CPU minus one)")
 
 
 def main(args):
@@ -59,7 +64,7 @@ def main(args):
         chunk_size=args.chunk_size, download_workers=args.workers, download_timeout=args.timeout,
         download_retries=args.retries, max_image_bytes=int(args.max_image_mb * 1024 * 1024),
         threads=args.threads, progress=not args.no_progress, download_deadline=args.deadline,
-        max_image_pixels=args.max_image_pixels)
+        max_image_pixels=args.max_image_pixels, address=args.address, ray_actors=args.ray_actors)
     meta = feats.meta
     print(f"{meta['dataset']}: {meta['num_items']} items, {meta['seconds']:.1f} s")
     if meta["text"]:

@@ -102,32 +102,6 @@ def valid_id(value):
     return len(value) <= MAX_ID_CHARS and value != PAD_TOKEN and _ID_RE.fullmatch(value) is not None
 
 
-class _open_jsonl:
-    """Context manager: ``(binary line stream, raw file)``; gzip detected by magic bytes."""
-
-    def __init__(self, path):
-        self.path = os.fspath(path)
-
-    def __enter__(self):
-        if not os.path.isfile(self.path):
-            raise DatasetError(f"{self.path}: file not found")
-        self.raw = open(self.path, "rb")
-        magic = self.raw.read(2)
-        self.raw.seek(0)
-        if magic == b"\x1f\x8b":
-            stream = io.BufferedReader(gzip.GzipFile(fileobj=self.raw, mode="rb"), buffer_size=1 << 20)
-        else:
-            stream = self.raw
-        return stream, self.raw
-
-    def __exit__(self, exc_type, exc, tb):
-        self.raw.close()
-        if exc_type is not None and issubclass(exc_type, (gzip.BadGzipFile, EOFError, zlib.error)):
-            raise DatasetError(f"{self.path}: corrupt or truncated gzip file ({exc}); "
-                               "re-download it or pass the uncompressed .jsonl") from exc
-        return False
-
-
 _BLOCK = 1 << 20  # compressed (or plain) bytes read per block by the reader thread
 
 
@@ -164,14 +138,17 @@ def _read_blocks(path, out_queue, stop):
     out_queue.put(None)
 
 
-def iter_byte_blocks(path):
+def iter_byte_blocks(path, max_line=None):
     """Yield byte blocks of complete lines (each ends with ``\\n`` except possibly the file's last) of
     a .jsonl or .jsonl.gz file, decompressing in a background thread. Corrupt or truncated gzip raises
-    DatasetError."""
+    DatasetError. With ``max_line``, an unfinished line longer than that is yielded as it is (a block
+    without ``\\n``) instead of growing without bound. The one reader of every input file."""
     import queue
     import threading
 
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: file not found")
     q = queue.Queue(maxsize=4)
     stop = threading.Event()
     thread = threading.Thread(target=_read_blocks, args=(path, q, stop), daemon=True)
@@ -190,6 +167,9 @@ def iter_byte_blocks(path):
             cut = data.rfind(b"\n")
             if cut < 0:
                 rest += data
+                if max_line is not None and len(rest) > max_line:
+                    yield rest
+                    rest = b""
                 continue
             block = rest + data[:cut + 1] if rest else data[:cut + 1]
             rest = data[cut + 1:]
@@ -235,6 +215,18 @@ def _progress(path, desc, enabled):
     return tqdm(unit=" lines", unit_scale=True, desc=desc, leave=False)
 
 
+def _capped_lines(path, cap):
+    """Lines of a file (``\\n`` kept) as ``readline(cap)`` gives them: a longer line comes back as its
+    first ``cap`` bytes, without ``\\n``."""
+    for block in iter_byte_blocks(path, max_line=cap):
+        pieces = block.split(b"\n")
+        last = pieces.pop()
+        for piece in pieces:
+            yield piece + b"\n" if len(piece) < cap else piece[:cap]
+        if last:
+            yield last[:cap]
+
+
 def detect_schema(path, kind):
     """Return the schema name (``amazon2023``/``amazon2018``) of a ``kind`` (``reviews``/``meta``) file,
     or ``None`` for an empty meta file. Raises DatasetError for files that are not JSON Lines."""
@@ -243,9 +235,10 @@ def detect_schema(path, kind):
     n_nonblank = 0
     n_objects = 0
     first_bad = None
-    with _open_jsonl(path) as (f, _raw):
+    lines = _capped_lines(path, _MAX_DETECT_LINE)
+    try:
         while n_nonblank < DETECT_LINES:
-            line = f.readline(_MAX_DETECT_LINE)
+            line = next(lines, b"")
             if not line:
                 break
             if len(line) >= _MAX_DETECT_LINE and not line.endswith(b"\n"):
@@ -282,6 +275,8 @@ def detect_schema(path, kind):
                 if "asin" in obj:
                     return "amazon2018"
             seen_keys.update(obj)
+    finally:
+        lines.close()  # stops the reader thread
     if n_nonblank == 0:
         if kind == "meta":
             return None
@@ -557,22 +552,33 @@ def item_meta(obj, schema, text_fields):
                     image_url=url)
 
 
-def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False,
-              known=None, build=True):
-    """Stream a meta file, keeping the first record of every item in ``wanted`` (a container of item
-    names; ``None`` keeps every item). Records of other items count as ``unknown_item``, or as
-    ``not_kept_item`` when they are in ``known`` (reviewed items the split dropped); repeated records of
-    one item as ``duplicate_item`` (the first wins). ``build=False`` only records which items have a
-    record (``items`` maps them to ``None``), skipping the text cleaning."""
+@dataclass
+class MetaScan:
+    """Everything :func:`read_meta` needs from a meta file, independent of which items are wanted:
+    the line accounting, the bad lines, every valid record's (item, line number) in file order and
+    the first record of each item (cleaned with ``build``, else ``None``)."""
+
+    schema: object
+    lines: int = 0
+    blank_lines: int = 0
+    issues: LineIssues = field(default_factory=LineIssues)
+    records: list = field(default_factory=list)  # (item, line number) of every valid record
+    first: dict = field(default_factory=dict)  # item -> ItemMeta (or None) of its first record
+
+
+def scan_meta(path, text_fields=("title", "description", "features"), progress=False, build=True, clean=None):
+    """Read a meta file once (see :func:`read_meta` for the line rules); the result pickles, so another
+    process can scan while this one reads the reviews. ``build``: clean the first record of each item
+    (of the items in ``clean`` only, when given) into an :class:`ItemMeta`."""
     path = os.fspath(path)
     schema = detect_schema(path, "meta")
-    result = Meta(schema=schema, items={})
+    scan = MetaScan(schema=schema)
     if schema is None:
-        with _open_jsonl(path) as (f, _raw):
-            result.blank_lines = result.lines = sum(1 for _ in f)
-        return result
+        scan.blank_lines = scan.lines = sum(block.count(b"\n") + (not block.endswith(b"\n"))
+                                            for block in iter_byte_blocks(path))
+        return scan
     key = META_SCHEMAS[schema]["item"]
-    issues = result.issues
+    issues, records, first = scan.issues, scan.records, scan.first
     loads = _loads
     lineno = 0
     bar = _progress(path, "reading meta", progress)
@@ -586,7 +592,7 @@ def read_meta(path, wanted=None, text_fields=("title", "description", "features"
                 if line.strip():
                     issues.add(_bad_reason(line), lineno)
                 else:
-                    result.blank_lines += 1
+                    scan.blank_lines += 1
                 continue
             if type(obj) is not dict:
                 issues.add("not_an_object", lineno)
@@ -601,18 +607,43 @@ def read_meta(path, wanted=None, text_fields=("title", "description", "features"
             if not valid_id(it):
                 issues.add("bad_id", lineno)
                 continue
-            if wanted is not None and it not in wanted:
-                if known is not None and it in known:
-                    result.unknown_items.add("not_kept_item", lineno)
-                else:
-                    result.unknown_items.add("unknown_item", lineno)
-                continue
-            if it in result.items:
-                result.duplicates.add("duplicate_item", lineno)
-                continue
-            result.items[it] = item_meta(obj, schema, text_fields) if build else None
+            records.append((it, lineno))
+            if it not in first:
+                first[it] = item_meta(obj, schema, text_fields) if build and (clean is None or it in clean) \
+                    else None
     if bar is not None:
         bar.close()
-    result.lines = lineno
+    scan.lines = lineno
+    return scan
+
+
+def select_meta(scan, wanted=None, known=None):
+    """The :class:`Meta` of the ``wanted`` items (``None``: all) from a :class:`MetaScan`, with the same
+    accounting as reading the file with that ``wanted``: records of other items count as
+    ``unknown_item`` (``not_kept_item`` when in ``known``), repeated records of a wanted item as
+    ``duplicate_item`` (the first wins)."""
+    result = Meta(schema=scan.schema, items={}, lines=scan.lines, blank_lines=scan.blank_lines, issues=scan.issues)
+    items, first = result.items, scan.first
+    for it, lineno in scan.records:
+        if wanted is not None and it not in wanted:
+            if known is not None and it in known:
+                result.unknown_items.add("not_kept_item", lineno)
+            else:
+                result.unknown_items.add("unknown_item", lineno)
+            continue
+        if it in items:
+            result.duplicates.add("duplicate_item", lineno)
+            continue
+        items[it] = first[it]
     return result
+
+
+def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False,
+              known=None, build=True):
+    """Stream a meta file, keeping the first record of every item in ``wanted`` (a container of item
+    names; ``None`` keeps every item). Records of other items count as ``unknown_item``, or as
+    ``not_kept_item`` when they are in ``known`` (reviewed items the split dropped); repeated records of
+    one item as ``duplicate_item`` (the first wins). ``build=False`` only records which items have a
+    record (``items`` maps them to ``None``), skipping the text cleaning."""
+    return select_meta(scan_meta(path, text_fields, progress, build, clean=wanted), wanted, known)
 

@@ -36,6 +36,8 @@ from recbole_blairclip.errors import ConfigError, DatasetError
 
 PROFILES = ("mean", "recency", "last")
 _DENSE_BUDGET = 1 << 24  # floats in one users x vocabulary block (64 MiB in float32)
+_HEAD_MAX = 256  # most frequent terms scored densely on CPU (see TFIDF.score_parts)
+_HEAD_FLOATS_PER_NNZ = 2  # the dense head holds at most this many floats per non-zero of the item matrix
 
 
 def segment_ids(counts):
@@ -279,11 +281,90 @@ class TFIDF(GeneralRecommender):
         norms = torch.zeros(n_users, device=device).index_add_(0, indices[1], values * values).sqrt()
         return indices, values, norms
 
+    def score_parts(self):
+        """The item side split for CPU scoring, built from the buffers and cached (not saved).
+
+        Terms sorted by document frequency: the ``head`` most frequent ones become a dense items x head
+        matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and ``_HEAD_FLOATS_PER_NNZ`` floats
+        per non-zero of the CSR matrix, so memory stays O(non-zeros)); the other ("tail") terms stay sparse as the
+        vocabulary x items CSR transpose, whose head rows are empty. A user's tail profile has a few
+        hundred rare terms, so sparse x sparse touches only the items that share them.
+        Rebuilt when a buffer changes (device move, checkpoint load).
+        """
+        key = (self.item_val.device, self.item_val.data_ptr(), self.item_val._version, self.item_col._version,
+               self.item_crow._version)
+        cached = getattr(self, "_parts", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        import scipy.sparse as sp
+
+        n_terms, device = int(self.n_terms), self.item_val.device
+        X = sp.csr_matrix(
+            (self.item_val.cpu().numpy(), self.item_col.cpu().numpy(), self.item_crow.cpu().numpy()),
+            shape=(self.n_items, n_terms),
+        )
+        df = np.bincount(X.indices, minlength=n_terms)
+        n_head = int(min(_HEAD_MAX, n_terms, _HEAD_FLOATS_PER_NNZ * X.nnz // max(self.n_items, 1)))
+        order = np.argsort(-df, kind="stable")
+        head = np.sort(order[:n_head])
+        slot = np.full(n_terms, -1, dtype=np.int64)
+        slot[head] = np.arange(n_head)
+        is_tail = np.ones(n_terms, dtype=bool)
+        is_tail[head] = False
+        norms = self.item_norm.cpu().numpy()
+        inv_norm = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        X = sp.diags(inv_norm) @ X  # unit rows (zero rows stay zero): products are cosines directly
+        XT = X.T.tocsr()
+        XT_tail = sp.diags(is_tail.astype(np.float32)) @ XT  # head rows emptied
+        XT_tail.eliminate_zeros()
+        XT_tail.sort_indices()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+            warnings.simplefilter("ignore", UserWarning)
+            tail = torch.sparse_csr_tensor(
+                torch.from_numpy(XT_tail.indptr.astype(np.int64)), torch.from_numpy(XT_tail.indices.astype(np.int64)),
+                torch.from_numpy(XT_tail.data.astype(np.float32)), size=(n_terms, self.n_items), device=device,
+            )
+        parts = {
+            "slot": torch.from_numpy(slot).to(device),
+            "head": torch.from_numpy(np.ascontiguousarray(X[:, head].toarray().T)).to(device),  # head x items
+            "tail": tail,
+            "n_head": n_head,
+        }
+        self._parts = (key, parts)
+        return parts
+
+    def _dots_split(self, indices, values, n_users):
+        """Dot products (users x items) of the profile entries with the unit-length item rows, through
+        the head GEMM + the sparse x sparse tail: cosines when ``values`` are divided by the profile norms."""
+        parts = self.score_parts()
+        device = values.device
+        terms, users = indices[0], indices[1]
+        slot = parts["slot"][terms]
+        in_head = slot >= 0
+        head_profile = torch.zeros(n_users, parts["n_head"], device=device)
+        head_profile[users[in_head], slot[in_head]] = values[in_head]
+        out = head_profile @ parts["head"] if parts["n_head"] else torch.zeros(n_users, self.n_items, device=device)
+        tail = ~in_head
+        t_users, t_terms, t_values = users[tail], terms[tail], values[tail]
+        if len(t_values):
+            order = torch.argsort(t_users * int(self.n_terms) + t_terms)  # CSR rows need sorted columns
+            crow = torch.zeros(n_users + 1, dtype=torch.long, device=device)
+            crow[1:] = torch.cumsum(torch.bincount(t_users, minlength=n_users), 0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                profile = torch.sparse_csr_tensor(
+                    crow, t_terms[order], t_values[order], size=(n_users, int(self.n_terms)), device=device
+                )
+                out = torch.addmm(out, profile, parts["tail"])  # dense += sparse x sparse
+        return out
+
     def score_histories(self, hist, weights):
         """Cosine scores (users x items) of the weighted history profiles against every item.
 
-        Users are scored in chunks; each chunk's profiles go into one reused dense vocabulary x users
-        block (only the touched entries are written and cleared again), multiplied by the sparse X.
+        Users are scored in chunks. On CPU each chunk is scored by :meth:`_dots_split` (dense GEMM over
+        the most frequent terms + sparse x sparse over the others); elsewhere (CUDA) the chunk's profiles
+        go into one reused dense vocabulary x users block (only the touched entries are written and
+        cleared again), multiplied by the sparse X. Both compute the same sums of products.
         """
         n_users = hist.shape[0]
         n_terms = int(self.n_terms)
@@ -291,15 +372,20 @@ class TFIDF(GeneralRecommender):
         hist, weights = hist.to(device), weights.to(device)
         if n_terms == 0 or n_users == 0:
             return torch.zeros(n_users, self.n_items, device=device)
-        X = self.item_matrix()
+        split = device.type == "cpu"
+        X = None if split else self.item_matrix()
         chunk = max(1, min(n_users, _DENSE_BUDGET // n_terms))
-        block = torch.zeros(n_terms, chunk, device=device)
+        block = None if split else torch.zeros(n_terms, chunk, device=device)
         out = torch.empty(n_users, self.n_items, device=device)
         for start in range(0, n_users, chunk):
             stop = min(start + chunk, n_users)
+            indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
+            if split:  # unit item rows x profile / |profile|: cosines, written in place
+                inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-30), torch.zeros((), device=device))
+                out[start:stop] = self._dots_split(indices, values * inv[indices[1]], stop - start)
+                continue
             if stop - start < block.shape[1]:
                 block = torch.zeros(n_terms, stop - start, device=device)
-            indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
             block[indices[0], indices[1]] = values
             dots = torch.sparse.mm(X, block)  # items x users: sparse x dense
             block[indices[0], indices[1]] = 0.0
