@@ -111,24 +111,24 @@ def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ra
 
 @needs_current_ray
 def test_asha_stops_a_bad_trial_and_a_failing_trial_is_recorded(local_ray, tiny, monkeypatch):
-    """learning_rate 0 never improves: ASHA stops it at its first rung; a negative one raises in Adam."""
+    """learning_rate 1e-12 never improves: ASHA stops it at its first rung; a negative one fails the config check."""
     from recbole_blairclip.tune.search import tune
 
     monkeypatch.chdir(tiny)
     config_dict = {"data_path": str(tiny / "dataset_atomic"), "epochs": 4, "stopping_step": 100,
                    "train_batch_size": 16, "seed": 7}
-    space = {"learning_rate": {"grid": [0.05, 0.0, -1.0]}}
+    space = {"learning_rate": {"grid": [0.05, 1e-12, -1.0]}}
     out = str(tiny / "search2")
     kwargs = dict(samples=1, scheduler="asha", grace_period=1, config_dict=config_dict, out=out,
                   max_concurrent_trials=1, test_best=False)  # one at a time: the good trial sets the rungs
     result = tune("BPR", "tiny", space, **kwargs)
     by_lr = {t["learning_rate"]: t for t in result["trials"]}
-    good, flat, broken = by_lr[0.05], by_lr[0.0], by_lr[-1.0]
+    good, flat, broken = by_lr[0.05], by_lr[1e-12], by_lr[-1.0]
     assert good["status"] == "completed" and good["epochs_run"] == 4
     assert flat["status"] == "stopped early" and flat["epochs_run"] == 1
     assert flat["best_valid"] < good["best_valid"]
     assert broken["status"] == "failed" and broken["best_valid"] is None
-    assert "Invalid learning rate" in broken["error"]
+    assert "learning_rate" in broken["error"] and "-1.0" in broken["error"]
     assert result["best"]["trial_id"] == good["trial_id"]
     rows = {r["trial_id"]: r for r in _read_csv(os.path.join(out, "trials.csv"))}
     assert rows[broken["trial_id"]]["best_valid"] == "" and rows[broken["trial_id"]]["status"] == "failed"
