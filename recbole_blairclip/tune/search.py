@@ -42,6 +42,7 @@ import warnings
 from recbole_blairclip.compat import WORKER_SETUP_HOOK, require_ray
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.errors import ConfigError
+from recbole_blairclip.packaged import resolve_config_file
 from recbole_blairclip.tune import report
 from recbole_blairclip.tune.space import (
     check_space,
@@ -181,12 +182,12 @@ def _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_tr
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     if isinstance(space, (str, os.PathLike)):
-        source = os.path.abspath(os.fspath(space))
+        source = os.path.abspath(resolve_config_file(os.fspath(space)))  # configs/tune/X.yaml from any folder
         parsed = load_space(source)
     else:
         source = "<space>"
         parsed = parse_space(space, source)
-    config_files = [os.path.abspath(f) for f in (config_file_list or [])]
+    config_files = [os.path.abspath(resolve_config_file(f)) for f in (config_file_list or [])]
     for path in config_files:
         load_yaml(path)  # a missing or broken file fails here with its name and line
     base = dict(config_dict or {})
