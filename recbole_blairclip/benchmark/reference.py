@@ -55,7 +55,7 @@ def parse_reference(value, source):
 def reference_table(summary, reference, dataset=None):
     """Markdown: Model | Metric | Reproduced | Published | Difference | Published on | Protocol | Source;
     None when there is no reference. ``summary`` as :func:`recbole_blairclip.benchmark.report.summarize`."""
-    from recbole_blairclip.benchmark.report import display_name
+    from recbole_blairclip.benchmark.report import display_name, fmt_metric
 
     lines = []
     for row, entries in (reference or {}).items():
@@ -69,7 +69,8 @@ def reference_table(summary, reference, dataset=None):
             on = e["dataset"] or "-"
             if dataset and e["dataset"] and e["dataset"] != dataset:
                 on += " (another dataset)"
-            reproduced = f"{mean:.4f}" if mean is not None else "-"  # the interval is in the main table
+            # mean (± std over seeds); the interval and significance marks are in the main table
+            reproduced = fmt_metric({"mean": mean, "std": stat.get("std")} if mean is not None else None)
             cells = [row, display_name(e["metric"]), reproduced, f"{e['value']:.4f}", diff, on,
                      e["protocol"] or "-", e["source"]]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
