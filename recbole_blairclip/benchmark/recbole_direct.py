@@ -17,10 +17,12 @@ validation, training + validation items at test), sequential models rank every i
 ``mask_history: true`` is RecBole's protocol for general models and ``mask_history: false`` for sequential
 ones (see :func:`recbole_protocol_mask`).
 """
-import contextlib
+
 import os
 
 from recbole.utils import ModelType
+
+from recbole_blairclip.quick_start import _working_dir
 
 GENERAL_FILES = {"benchmark_filename": ["train", "valid", "test"],
                  "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}}
@@ -59,16 +61,6 @@ def recbole_protocol_mask(model):
     return model_type(model) != ModelType.SEQUENTIAL
 
 
-@contextlib.contextmanager
-def _cwd(path):
-    os.makedirs(path, exist_ok=True)
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
 
 def run_direct(model, dataset, config_dict, work_dir):
     """Train and test ``model`` on ``dataset`` with RecBole alone; returns ``{best_valid_result, test_result,
@@ -81,7 +73,7 @@ def run_direct(model, dataset, config_dict, work_dir):
 
     work_dir = os.path.abspath(work_dir)
     config_dict = dict(config_dict, checkpoint_dir=os.path.join(work_dir, "saved"))
-    with _cwd(work_dir):  # RecBole writes ./log_tensorboard relative to the current folder
+    with _working_dir(work_dir):  # RecBole writes ./log_tensorboard relative to the current folder
         config = Config(model=model, dataset=dataset, config_dict=config_dict)
         init_seed(config["seed"], config["reproducibility"])
         data = create_dataset(config)
