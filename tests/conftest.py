@@ -13,7 +13,7 @@ SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 
 
 def write_tiny_dataset(root, name="tiny", n_users=40, n_items=60, seed=0, max_len=50):
-    """Write a small leave-one-out dataset in the project's atomic format (see README, "Atomic files").
+    """Write a small leave-one-out dataset in the project's atomic format (FORMAT.md, "Atomic files").
 
     Users follow item chains (i -> i+1 -> i+2 ...) so that sequential models can learn something.
     Returns the dataset folder.
