@@ -1,7 +1,7 @@
 """The shared evaluation protocol: same candidates for every model, masking, AUC, ties, cold-start views.
 
 Expected values come from the atomic files read with pandas (candidates, cold-start counts) and from
-the independent numpy metrics of :mod:`recbole_blairclip.evaluation.crosscheck`.
+the independent numpy metrics of ``tests/crosscheck.py``.
 """
 import os
 
@@ -12,7 +12,7 @@ import torch
 
 from conftest import SHARED_DATA, write_tiny_dataset
 
-from recbole_blairclip.evaluation import crosscheck
+import crosscheck  # tests/crosscheck.py: the independent numpy oracle
 from recbole.evaluator.collector import Collector
 
 from recbole_blairclip.evaluation.protocol import PHASE_ATTR, ProtocolCollector, mean_ranks, pessimistic_topk
@@ -271,3 +271,14 @@ def test_nan_scores_rank_last_and_never_hit():
     assert target_ranks(scores, pos_u, pos_i)[0].tolist() == [18, 18]
     scores[1, 4] = 2.0
     assert target_ranks(scores, pos_u, pos_i)[0].tolist() == [18, 0]
+
+
+def test_metric_name_is_the_one_gauc_rename():
+    """Every reported dict, the valid metric and the rank recomputation share one name mapping."""
+    from recbole_blairclip.evaluation.protocol import report_names
+    from recbole_blairclip.evaluation.ranks import metric_name, user_values
+
+    assert metric_name("GAUC") == "auc" and metric_name("NDCG@10") == "ndcg@10" and metric_name("auc") == "auc"
+    assert list(report_names({"Recall@10": 0.5, "gauc": 0.7})) == ["recall@10", "auc"]
+    table = {"rank": [1, 3], "rank_avg": [1.0, 3.0], "n_candidates": [5, 5]}
+    assert user_values(table, "GAUC").tolist() == user_values(table, "auc").tolist() == [1.0, 0.5]

@@ -12,7 +12,7 @@ from conftest import write_tiny_dataset
 
 import recbole_blairclip
 from recbole_blairclip.errors import ConfigError, DatasetError
-from recbole_blairclip.evaluation import crosscheck
+import crosscheck  # tests/crosscheck.py: the independent numpy oracle
 from recbole_blairclip.model import tfidf as tfidf_module
 from recbole_blairclip.quick_start import build_model, build_trainer, load_best, make_config, prepare
 

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from recbole.evaluator.collector import Collector
 
+from recbole_blairclip.evaluation.ranks import AUC_KEY, metric_name
+
 PHASE_ATTR = "blairclip_phase"  # attribute set on the valid / test dataloaders by attach_protocol
-AUC_KEY = "auc"
 
 
 def _as_numpy(interaction, field):
@@ -316,10 +317,10 @@ class ProtocolCollector(Collector):
 
 
 def report_names(result):
-    """Rename RecBole's ``gauc`` (full-ranking per-user AUC) to ``auc``, keeping the order."""
+    """A RecBole result dict under the protocol's metric names (:func:`metric_name`), keeping the order."""
     if result is None:
         return None
-    return OrderedDict((AUC_KEY if key == "gauc" else key, value) for key, value in result.items())
+    return OrderedDict((metric_name(key), value) for key, value in result.items())
 
 
 __all__ = [

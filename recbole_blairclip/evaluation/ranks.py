@@ -29,7 +29,15 @@ import numpy as np
 
 COLUMNS = ("user_id", "item_id", "rank", "rank_avg", "n_candidates", "is_coldstart")
 TIES = "pessimistic rank for top-k metrics (tied non-targets first); average rank over ties for auc"
-RECOMPUTABLE = ("recall", "hit", "precision", "ndcg", "mrr", "auc", "gauc")
+RECOMPUTABLE = ("recall", "hit", "precision", "ndcg", "mrr", "auc")
+AUC_KEY = "auc"
+
+
+def metric_name(name):
+    """The protocol's name of a metric: lower case, RecBole's ``gauc`` (its full-ranking per-user AUC, which
+    with one target per user is the AUC) as ``auc``. The one place that rename lives."""
+    name = str(name).lower()
+    return AUC_KEY if name == "gauc" else name
 
 
 def ranks_table(users, items, rank, rank_avg, n_candidates, is_coldstart):
@@ -77,9 +85,9 @@ def read_ranks(path):
 def user_values(table, metric):
     """Per-row values of ``metric`` (``recall@10``, ``ndcg@50``, ``mrr@10``, ``hit@10``, ``precision@10``,
     ``auc``) as a float64 array; ``auc`` is NaN for rows with one candidate. ``None`` for other metrics."""
-    base, _, k = metric.lower().partition("@")
+    base, _, k = metric_name(metric).partition("@")
     rank = np.asarray(table["rank"], dtype=np.float64)
-    if base in ("auc", "gauc"):
+    if base == AUC_KEY:
         n = np.asarray(table["n_candidates"], dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(n > 1, (n - np.asarray(table["rank_avg"], dtype=np.float64)) / (n - 1), np.nan)

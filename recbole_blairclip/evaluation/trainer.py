@@ -9,16 +9,13 @@ TraditionalTrainer, a model's own trainer) so that validation during ``fit`` and
 * build the top-k ranks deterministically (pessimistic ties) and report ``gauc`` as ``auc``;
 * leave the cold-start / warm views of the last evaluation in ``trainer.last_views``;
 * reload a best checkpoint through :func:`recbole_blairclip.compat.load_recbole_checkpoint` (torch >= 2.6);
-* call its :class:`TrainerHooks` after every training epoch and every validation (the run's one seam for
-  per-epoch timing, per-validation reports and score capture: benchmark and tune use it, nothing patches
-  the trainer).
+* call its :class:`TrainerHooks` after every training epoch, every validation and every evaluated batch (the
+  run's one seam for per-epoch timing, per-validation reports and score capture: benchmark and tune use it,
+  the tests' independent metric check captures scores with it; nothing patches the trainer).
 
 ``trainer.keep_ranks = True`` leaves the per-user ranks of the last evaluation in ``trainer.last_ranks`` (a
 :func:`recbole_blairclip.evaluation.ranks.ranks_table`: user and target tokens, rank, average rank,
 candidates, cold-start flag), from which every metric is recomputed.
-
-``trainer.score_dump = []`` collects ``(users, scores, positive_u, positive_i)`` per batch on the CPU (for
-:mod:`recbole_blairclip.evaluation.crosscheck`); leave it ``None`` otherwise.
 """
 import logging
 import time
@@ -30,8 +27,8 @@ from recbole.trainer import Trainer
 
 from recbole_blairclip.compat import load_recbole_checkpoint
 from recbole_blairclip.evaluation.coldstart import coldstart_views
-from recbole_blairclip.evaluation.protocol import AUC_KEY, PHASE_ATTR, ProtocolCollector, report_names
-from recbole_blairclip.evaluation.ranks import ranks_table
+from recbole_blairclip.evaluation.protocol import PHASE_ATTR, ProtocolCollector, report_names
+from recbole_blairclip.evaluation.ranks import metric_name, ranks_table
 
 
 class TrainerHooks:
@@ -48,6 +45,11 @@ class TrainerHooks:
     def on_valid(self, trainer, seconds, score, result):
         """After a validation: its wall seconds, the valid_metric score and the dict of every metric."""
 
+    def on_eval_batch(self, trainer, users, scores, positive_u, positive_i):
+        """After scoring one full-sort evaluation batch (validation or test): internal user ids per row, the
+        ``rows x items`` scores with the protocol's masked candidates at ``-inf``, and the targets as
+        ``(row, item)`` pairs. The tensors are the trainer's own (on its device): copy what you keep."""
+
 
 class ProtocolTrainerMixin:
     """Mixed in before a RecBole trainer class (see the module docstring)."""
@@ -58,9 +60,7 @@ class ProtocolTrainerMixin:
         mask = config["mask_history"]
         self.mask_history = True if mask is None else bool(mask)
         self.eval_collector = ProtocolCollector(config)
-        if self.valid_metric == "gauc":
-            self.valid_metric = AUC_KEY
-        self.score_dump = None
+        self.valid_metric = metric_name(self.valid_metric)  # RecBole lower-cases it; results use the same names
         self.last_views = None
         self.keep_ranks = False
         self.last_ranks = None
@@ -99,8 +99,8 @@ class ProtocolTrainerMixin:
             rows, items = phase.excluded_pairs(users, positive_u, positive_i)
             scores[rows.to(scores.device), items.to(scores.device)] = -np.inf
         self._cold_rows.append(phase.coldstart_rows(scores.shape[0], positive_u, positive_i))
-        if self.score_dump is not None:
-            self.score_dump.append((users.cpu(), scores.detach().cpu().clone(), positive_u.cpu(), positive_i.cpu()))
+        for hook in self.hooks:
+            hook.on_eval_batch(self, users, scores, positive_u, positive_i)
         return interaction, scores, positive_u, positive_i
 
     @torch.no_grad()

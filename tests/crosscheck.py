@@ -1,4 +1,4 @@
-"""An independent numpy implementation of the protocol's metrics, computed from dumped scores.
+"""Test oracle: an independent numpy implementation of the protocol's metrics, from captured scores.
 
 It shares no code with RecBole or :mod:`recbole_blairclip.evaluation.protocol`: from a score matrix
 (rows x items, ``-inf`` = not a candidate) and the targets of each row it recomputes Recall@k, NDCG@k,
@@ -15,6 +15,18 @@ Usage::
 """
 import numpy as np
 
+from recbole_blairclip.evaluation.trainer import TrainerHooks
+
+
+class ScoreCapture(TrainerHooks):
+    """Keeps every evaluated batch's ``(users, scores, positive_u, positive_i)`` on the CPU."""
+
+    def __init__(self):
+        self.batches = []
+
+    def on_eval_batch(self, trainer, users, scores, positive_u, positive_i):
+        self.batches.append((users.cpu(), scores.detach().cpu().clone(), positive_u.cpu(), positive_i.cpu()))
+
 
 def collect_scores(trainer, eval_data):
     """Evaluate with a protocol trainer and keep its masked scores: dict of numpy arrays plus ``result``.
@@ -22,12 +34,13 @@ def collect_scores(trainer, eval_data):
     ``scores`` (rows x items, float64), ``users`` (internal user id per row), ``target_row`` /
     ``target_item`` (one entry per target), ``result`` (the trainer's metrics).
     """
-    trainer.score_dump = []
+    capture = ScoreCapture()
+    trainer.hooks.append(capture)
     try:
         result = trainer.evaluate(eval_data, load_best_model=False)
-        batches = trainer.score_dump
     finally:
-        trainer.score_dump = None
+        trainer.hooks.remove(capture)
+    batches = capture.batches
     users, scores, rows, items = [], [], [], []
     offset = 0
     for batch_users, batch_scores, positive_u, positive_i in batches:
