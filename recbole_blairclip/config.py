@@ -177,6 +177,4 @@ class Config(RecBoleConfig):
         output_dir = final.get("output_dir") or "outputs"
         if "checkpoint_dir" not in self.external_config_dict:
             final["checkpoint_dir"] = os.path.join(output_dir, "saved")
-        final["log_dir"] = os.path.join(output_dir, "log")
-        final["tensorboard_dir"] = os.path.join(output_dir, "log_tensorboard")
         super()._set_default_parameters()

@@ -79,12 +79,16 @@ def to_floats(result):
     return float(result)
 
 
+# where a run writes (RecBole's log/ and log_tensorboard/ are put under output_dir by init_logging / build_trainer)
+OUTPUT_KEYS = ("output_dir", "checkpoint_dir")
+
+
 def make_config(model, dataset, config_file_list=None, config_dict=None, cmd_args=None):
     """The plugin Config with ``output_dir`` and ``checkpoint_dir`` made absolute. ``cmd_args``: command-line
     ``--key=value`` overrides (highest priority), as a list; sys.argv is never read."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
                     cmd_args=cmd_args)
-    for key in ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir"):
+    for key in OUTPUT_KEYS:
         config[key] = os.path.abspath(config[key])
     if config["ranks_file"]:
         config["ranks_file"] = os.path.abspath(os.path.expanduser(str(config["ranks_file"])))

@@ -60,7 +60,6 @@ EXPERIMENT = "search"  # Ray's experiment folder name under <out>/ray/
 # Keys that change the Dataset object, so trials that vary one cannot share it: RecBole's "Dataset"
 # keys, these, and a dataset class's own ``config_keys`` attribute when it declares one
 _DATASET_KEYS_EXTRA = {"data_path", "dataset", "seq_len", "MAX_ITEM_LIST_LENGTH"}
-_OUTPUT_KEYS = ("output_dir", "checkpoint_dir", "log_dir", "tensorboard_dir")  # each trial has its own
 _RESUME_MUST_MATCH = ("model", "dataset", "space", "samples", "scheduler", "valid_metric")
 
 
@@ -173,7 +172,7 @@ def _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_tr
           config_dict, out):
     """Check every input (ConfigError / DatasetError) and resolve paths; touches no Ray."""
     from recbole_blairclip.data.dataset import check_dataset_files
-    from recbole_blairclip.quick_start import make_config
+    from recbole_blairclip.quick_start import OUTPUT_KEYS, make_config
 
     if scheduler not in ("asha", "fifo"):
         raise ConfigError(f"unknown scheduler {scheduler!r}: use 'asha' or 'fifo'")
@@ -198,7 +197,7 @@ def _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_tr
     # trials run in their own folders: relative paths the run set (an encoder folder, ...) made absolute;
     # RecBole's config["data_path"] is <data_path>/<dataset>
     for key, value in config.external_config_dict.items():
-        if key not in _OUTPUT_KEYS and isinstance(value, str) and not os.path.isabs(value) and os.path.exists(value):
+        if key not in OUTPUT_KEYS and isinstance(value, str) and not os.path.isabs(value) and os.path.exists(value):
             base[key] = os.path.abspath(value)
     base["data_path"] = os.path.dirname(os.path.abspath(config["data_path"]))
     if config["eval_step"] is None or int(config["eval_step"]) < 1:
