@@ -270,8 +270,10 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     nnz = model.item_val.numel()
     assert n_head == min(head_max, int(model.n_terms), tfidf_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
     assert model.score_parts()["head"].numel() <= tfidf_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
-    weights = model.history_weights(hist, lengths)
-    indices, values, _ = model.profile_entries(hist, weights)
-    spmm = torch.sparse.mm(model.item_matrix(), torch.sparse_coo_tensor(indices, values, (int(model.n_terms), 25)).to_dense())
-    unit = spmm / model.item_norm.clamp_min(1e-30)[:, None]  # _dots_split uses unit-length item rows
-    np.testing.assert_allclose(model._dots_split(indices, values, 25).numpy(), unit.t().numpy(), atol=1e-5)
+    # the CUDA path's profile entries + SpMM give the same cosines
+    indices, values, norms = model.profile_entries(hist, model.history_weights(hist, lengths))
+    block = torch.sparse_coo_tensor(indices, values, (int(model.n_terms), 25)).to_dense()
+    dots = torch.sparse.mm(model.item_matrix(), block).t().double()
+    denom = norms.double()[:, None] * model.item_norm.double()[None, :]
+    spmm = torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), dtype=torch.float64))
+    np.testing.assert_allclose(spmm.numpy(), expected, atol=1e-6)

@@ -325,6 +325,11 @@ class TFIDF(GeneralRecommender):
                 torch.from_numpy(XT_tail.data.astype(np.float32)), size=(n_terms, self.n_items), device=device,
             )
         parts = {
+            "raw": sp.csr_matrix(  # the buffers themselves (no copy on CPU): profiles are sums of raw rows
+                (self.item_val.cpu().numpy(), self.item_col.cpu().numpy(), self.item_crow.cpu().numpy()),
+                shape=(self.n_items, n_terms),
+            ),
+            "slot_np": slot,
             "slot": torch.from_numpy(slot).to(device),
             "head": torch.from_numpy(np.ascontiguousarray(X[:, head].toarray().T)).to(device),  # head x items
             "tail": tail,
@@ -333,27 +338,38 @@ class TFIDF(GeneralRecommender):
         self._parts = (key, parts)
         return parts
 
-    def _dots_split(self, indices, values, n_users):
-        """Dot products (users x items) of the profile entries with the unit-length item rows, through
-        the head GEMM + the sparse x sparse tail: cosines when ``values`` are divided by the profile norms."""
+    def _scores_cpu(self, hist, weights):
+        """CPU cosines of a chunk: profiles as one scipy product W @ X (W: users x items history weights;
+        canonical CSR, summed in one pass), divided by their norms, then split into the dense head block and
+        the sparse tail rows: one GEMM over the head terms, one sparse x sparse product over the others."""
+        import scipy.sparse as sp
+
         parts = self.score_parts()
-        device = values.device
-        terms, users = indices[0], indices[1]
-        slot = parts["slot"][terms]
+        n_users = hist.shape[0]
+        keep = (weights > 0).numpy()
+        rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
+        W = sp.csr_matrix((weights.numpy()[keep], (rows, hist.numpy()[keep])), shape=(n_users, self.n_items))
+        P = W @ parts["raw"]
+        P.sum_duplicates()  # canonical: sorted columns, no repeats
+        row_of = np.repeat(np.arange(n_users), np.diff(P.indptr))
+        norms = np.sqrt(np.bincount(row_of, weights=np.square(P.data, dtype=np.float64), minlength=n_users))
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        values = (P.data * inv[row_of]).astype(np.float32)
+        slot = parts["slot_np"][P.indices]
         in_head = slot >= 0
-        head_profile = torch.zeros(n_users, parts["n_head"], device=device)
-        head_profile[users[in_head], slot[in_head]] = values[in_head]
-        out = head_profile @ parts["head"] if parts["n_head"] else torch.zeros(n_users, self.n_items, device=device)
+        head_profile = np.zeros((n_users, parts["n_head"]), dtype=np.float32)
+        head_profile[row_of[in_head], slot[in_head]] = values[in_head]
+        out = (torch.from_numpy(head_profile) @ parts["head"] if parts["n_head"]
+               else torch.zeros(n_users, self.n_items))
         tail = ~in_head
-        t_users, t_terms, t_values = users[tail], terms[tail], values[tail]
-        if len(t_values):
-            order = torch.argsort(t_users * int(self.n_terms) + t_terms)  # CSR rows need sorted columns
-            crow = torch.zeros(n_users + 1, dtype=torch.long, device=device)
-            crow[1:] = torch.cumsum(torch.bincount(t_users, minlength=n_users), 0)
+        if tail.any():
+            crow = np.zeros(n_users + 1, dtype=np.int64)
+            crow[1:] = np.cumsum(np.bincount(row_of[tail], minlength=n_users))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 profile = torch.sparse_csr_tensor(
-                    crow, t_terms[order], t_values[order], size=(n_users, int(self.n_terms)), device=device
+                    torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(np.int64)),
+                    torch.from_numpy(values[tail]), size=(n_users, int(self.n_terms)),
                 )
                 out = torch.addmm(out, profile, parts["tail"])  # dense += sparse x sparse
         return out
@@ -361,7 +377,7 @@ class TFIDF(GeneralRecommender):
     def score_histories(self, hist, weights):
         """Cosine scores (users x items) of the weighted history profiles against every item.
 
-        Users are scored in chunks. On CPU each chunk is scored by :meth:`_dots_split` (dense GEMM over
+        Users are scored in chunks. On CPU each chunk is scored by :meth:`_scores_cpu` (dense GEMM over
         the most frequent terms + sparse x sparse over the others); elsewhere (CUDA) the chunk's profiles
         go into one reused dense vocabulary x users block (only the touched entries are written and
         cleared again), multiplied by the sparse X. Both compute the same sums of products.
@@ -379,11 +395,10 @@ class TFIDF(GeneralRecommender):
         out = torch.empty(n_users, self.n_items, device=device)
         for start in range(0, n_users, chunk):
             stop = min(start + chunk, n_users)
-            indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
             if split:  # unit item rows x profile / |profile|: cosines, written in place
-                inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-30), torch.zeros((), device=device))
-                out[start:stop] = self._dots_split(indices, values * inv[indices[1]], stop - start)
+                out[start:stop] = self._scores_cpu(hist[start:stop], weights[start:stop])
                 continue
+            indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
             if stop - start < block.shape[1]:
                 block = torch.zeros(n_terms, stop - start, device=device)
             block[indices[0], indices[1]] = values
