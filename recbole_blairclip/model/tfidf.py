@@ -338,10 +338,12 @@ class TFIDF(GeneralRecommender):
         self._parts = (key, parts)
         return parts
 
-    def _scores_cpu(self, hist, weights):
-        """CPU cosines of a chunk: profiles as one scipy product W @ X (W: users x items history weights;
-        canonical CSR, summed in one pass), divided by their norms, then split into the dense head block and
-        the sparse tail rows: one GEMM over the head terms, one sparse x sparse product over the others."""
+    def _scores_cpu(self, hist, weights, out):
+        """CPU cosines of a chunk, written into ``out`` (users x items, contiguous): profiles as one scipy
+        product W @ X (W: users x items history weights; canonical CSR, summed in one pass), divided by their
+        norms, then split into the dense head block and the sparse tail rows: one GEMM over the head terms
+        written in place, then one sparse x sparse product added in place (the users x items block is
+        written once and updated once: at this size scoring is bound by that memory traffic)."""
         import scipy.sparse as sp
 
         parts = self.score_parts()
@@ -359,8 +361,10 @@ class TFIDF(GeneralRecommender):
         in_head = slot >= 0
         head_profile = np.zeros((n_users, parts["n_head"]), dtype=np.float32)
         head_profile[row_of[in_head], slot[in_head]] = values[in_head]
-        out = (torch.from_numpy(head_profile) @ parts["head"] if parts["n_head"]
-               else torch.zeros(n_users, self.n_items))
+        if parts["n_head"]:
+            torch.matmul(torch.from_numpy(head_profile), parts["head"], out=out)
+        else:
+            out.zero_()
         tail = ~in_head
         if tail.any():
             crow = np.zeros(n_users + 1, dtype=np.int64)
@@ -371,7 +375,7 @@ class TFIDF(GeneralRecommender):
                     torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(np.int64)),
                     torch.from_numpy(values[tail]), size=(n_users, int(self.n_terms)),
                 )
-                out = torch.addmm(out, profile, parts["tail"])  # dense += sparse x sparse
+                out.addmm_(profile, parts["tail"])  # dense += sparse x sparse, in place
         return out
 
     def score_histories(self, hist, weights):
@@ -396,7 +400,7 @@ class TFIDF(GeneralRecommender):
         for start in range(0, n_users, chunk):
             stop = min(start + chunk, n_users)
             if split:  # unit item rows x profile / |profile|: cosines, written in place
-                out[start:stop] = self._scores_cpu(hist[start:stop], weights[start:stop])
+                self._scores_cpu(hist[start:stop], weights[start:stop], out[start:stop])
                 continue
             indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
             if stop - start < block.shape[1]:
