@@ -112,7 +112,7 @@ def test_item_matrix_once_per_evaluation(tmp_path, data):
     assert len(calls) == 1
     model.train()  # training resumes: the cache is dropped
     with torch.no_grad():
-        model.text_projection.weight.mul_(2.0)
+        model.item_tower.text_projection.weight.mul_(2.0)
     model.eval()
     with torch.no_grad():
         second = model.full_sort_predict(interaction)
@@ -137,7 +137,7 @@ def test_cold_item_gets_finite_content_score(tmp_path, data):
     feats = json.load(open(os.path.join(data, "tiny.features.json")))
     row = feats["item_ids"].index(COLD)
     text = np.load(os.path.join(data, "tiny.randtext.text.npy"))[row]
-    embedding = model.text_projection.weight.detach() @ torch.tensor(text)
+    embedding = model.item_tower.text_projection.weight.detach() @ torch.tensor(text)
     assert embedding.abs().sum() > 0
     assert torch.allclose(scores[:, cold], user @ embedding, atol=1e-5)
 
@@ -157,9 +157,9 @@ def test_ablation_switches(tmp_path, data, overrides):
     else:
         assert contrastive.item() > 0.0
     if overrides.get("use_image") is False:
-        assert not hasattr(model, "image_projection")
+        assert not hasattr(model.item_tower, "image_projection")
     (rec + contrastive).backward()
-    assert model.text_projection.weight.grad.abs().sum() > 0
+    assert model.item_tower.text_projection.weight.grad.abs().sum() > 0
 
 
 def test_text_only_needs_no_image_features(tmp_path, monkeypatch):
@@ -264,7 +264,7 @@ def test_finetune_mode_with_tiny_roberta(tmp_path, data):
     overrides = dict(text_mode="finetune", text_encoder=encoder, text_max_length=12, finetune_layers=1,
                      pooler_type="cls", text_features=None)
     config, dataset, train, valid, test, model = build(tmp_path, **overrides)
-    layers = model.text_tower.encoder.encoder.layer
+    layers = model.item_tower.text_tower.encoder.encoder.layer
     bottom = [p.detach().clone() for p in layers[0].parameters()]
     top = [p.detach().clone() for p in layers[1].parameters()]
     assert all(not p.requires_grad for p in layers[0].parameters())
