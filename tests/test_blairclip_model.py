@@ -295,3 +295,45 @@ def test_runs_on_cuda(tmp_path, data):
 
     result = run("BLaIRCLIP", "tiny", config_dict=config_for(tmp_path, epochs=1, use_gpu=True), saved=True)
     assert result["device"].startswith("cuda")
+
+
+def test_hybrid_unseen_item_scores_from_content_alone(tmp_path, data):
+    """unseen_item_id: false: the item no user touched gets exactly its content embedding, a training item
+    content + id; with unseen_item_id: true (plain use_item_id) the unseen item adds its (untrained) id."""
+    *_, dataset, train, valid, test, model = build(tmp_path, use_item_id=True, unseen_item_id=False,
+                                                   use_image=False)
+    cold = dataset.token2id("item_id", COLD)
+    warm = int(train._dataset.inter_feat["item_id"][0])
+    model.eval()
+    with torch.no_grad():
+        fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+        ids = model.item_tower.item_embedding.weight[[cold, warm]]
+    assert torch.equal(fused[0], text[0])
+    assert torch.allclose(fused[1], text[1] + ids[1])
+    assert ids[0].abs().sum() > 0  # the id row exists, it is just not used
+    *_, plain = build(tmp_path, use_item_id=True, use_image=False)
+    plain.eval()
+    with torch.no_grad():
+        fused_plain, text_plain, _ = plain.item_parts(torch.tensor([cold]))
+    assert not torch.allclose(fused_plain[0], text_plain[0])
+
+
+def test_item_id_dropout(tmp_path, data):
+    """item_id_dropout 0 reproduces use_item_id (same seed, same loss); 1 drops every id in training only."""
+    batch = None
+    losses = []
+    for overrides in (dict(), dict(item_id_dropout=0.0)):
+        *_, train, valid, test, model = build(tmp_path, use_item_id=True, use_image=False, **overrides)
+        batch = batch or first_batch(train)
+        torch.manual_seed(0)
+        losses.append(model.calculate_loss(batch)[0].item())
+    assert losses[0] == losses[1]
+    *_, model = build(tmp_path, use_item_id=True, use_image=False, item_id_dropout=1.0)
+    ids = torch.arange(model.n_items)
+    model.train()
+    fused, text, _ = model.item_parts(ids)
+    assert torch.equal(fused, text)
+    model.eval()
+    with torch.no_grad():
+        fused, text, _ = model.item_parts(ids)
+    assert torch.allclose(fused, text + model.item_tower.item_embedding.weight)

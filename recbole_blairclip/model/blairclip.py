@@ -60,6 +60,8 @@ class BLaIRCLIP(SequentialRecommender):
         self.fusion_mode = config["fusion"]
         self.use_image = bool(config["use_image"])
         self.use_item_id = bool(config["use_item_id"])
+        self.item_id_dropout = float(config["item_id_dropout"] or 0.0)
+        self.unseen_item_id = bool(config["unseen_item_id"] if config["unseen_item_id"] is not None else True)
         self.clip_weight = float(config["clip_weight"])
         self.clip_max_items = int(config["clip_max_items"])
         self.seq_encoder_type = config["seq_encoder"]
@@ -101,6 +103,8 @@ class BLaIRCLIP(SequentialRecommender):
             text_features=dataset.text_features if text_tower is None else None, text_tower=text_tower,
             image_features=dataset.image_features if self.use_image else None,
             image_mask=dataset.image_mask if self.use_image else None, use_item_id=self.use_item_id,
+            id_items=None if self.unseen_item_id else self.training_items(dataset),
+            item_id_dropout=self.item_id_dropout,
         )
         if self.use_image:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
@@ -117,6 +121,14 @@ class BLaIRCLIP(SequentialRecommender):
         if self.item_tower.item_embedding is not None:
             self._init_weights(self.item_tower.item_embedding)
         self._item_cache = None  # item matrix of the current evaluation
+
+    def training_items(self, dataset):
+        """bool [n_items]: the items in the training rows (a history or a target), padding excluded."""
+        seen = torch.zeros(self.n_items, dtype=torch.bool)
+        seen[dataset.inter_feat[self.ITEM_ID].long()] = True
+        seen[dataset.inter_feat[self.ITEM_SEQ].long().flatten()] = True
+        seen[0] = False
+        return seen
 
     def _init_weights(self, module):
         """SASRec / BERT initialisation for the sequence encoder and the item-id embedding."""

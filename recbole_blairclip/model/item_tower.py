@@ -23,7 +23,7 @@ class ItemTower(nn.Module):
     """
 
     def __init__(self, n_items, embedding_size, pooler_type, fusion, text_features=None, text_tower=None,
-                 image_features=None, image_mask=None, use_item_id=False):
+                 image_features=None, image_mask=None, use_item_id=False, id_items=None, item_id_dropout=0.0):
         super().__init__()
         if text_tower is None:
             self.register_buffer("text_features", text_features.clone(), persistent=False)
@@ -45,6 +45,13 @@ class ItemTower(nn.Module):
             self.image_projection = nn.Linear(int(image_features.shape[1]), embedding_size, bias=False)
             self.fusion = Fusion(fusion, embedding_size)
         self.item_embedding = nn.Embedding(n_items, embedding_size, padding_idx=0) if use_item_id else None
+        # hybrid items: only ``id_items`` (bool [n_items], e.g. the items seen in training) add their id
+        # embedding, the others score from content alone; ``item_id_dropout`` drops an item's id in training
+        self.item_id_dropout = float(item_id_dropout)
+        if id_items is not None:
+            self.register_buffer("id_items", id_items.clone(), persistent=False)
+        else:
+            self.id_items = None
 
     def pooled_text(self, item_ids):
         if self.text_tower is not None:
@@ -60,7 +67,12 @@ class ItemTower(nn.Module):
             image = self.image_projection(self.image_features[item_ids])
             fused = self.fusion(text, image, self.image_mask[item_ids])
         if self.item_embedding is not None:
-            fused = fused + self.item_embedding(item_ids)
+            ids = self.item_embedding(item_ids)
+            keep = self.id_items[item_ids] if self.id_items is not None else None
+            if self.training and self.item_id_dropout > 0.0:
+                kept = torch.rand(len(item_ids), device=item_ids.device) >= self.item_id_dropout
+                keep = kept if keep is None else keep & kept
+            fused = fused + (ids if keep is None else ids * keep.unsqueeze(-1).to(ids.dtype))
         return ItemParts(fused, text, image)
 
 
