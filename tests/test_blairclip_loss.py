@@ -10,9 +10,11 @@ from recbole_blairclip.model.loss import (
     MAX_LOGIT_SCALE,
     clip_contrastive_loss,
     clip_logits,
+    clamp_logit_scale,
     clip_loss,
     contrastive_loss,
 )
+from test_blairclip_model import build, write_blairclip_dataset
 
 
 def numpy_clip_loss(logits):
@@ -78,27 +80,51 @@ def test_logits_are_scaled_cosines():
 def test_clip_init_and_clamp():
     assert math.exp(CLIP_INIT_LOGIT_SCALE) == pytest.approx(1 / 0.07)
     assert math.exp(MAX_LOGIT_SCALE) == pytest.approx(100.0)
+    assert clamp_logit_scale(torch.tensor(50.0)).item() == pytest.approx(math.log(100.0))
+    assert clamp_logit_scale(torch.tensor(-5.0)).item() == 0.0  # temperature <= 1
+    assert clamp_logit_scale(torch.tensor(1.5), math.log(20.0)).item() == 1.5  # inside: unchanged
+    # the loss itself does not clamp (one policy: after the optimiser step): exp(3) stays exp(3)
     text = torch.eye(3)
-    big = clip_logits(text, text, torch.tensor(50.0))  # far above the clamp
-    assert big.max().item() == pytest.approx(100.0, rel=1e-5)
-    assert clip_logits(text, text, torch.tensor(-5.0)).max().item() == pytest.approx(1.0)  # temperature <= 1
+    assert clip_logits(text, text, torch.tensor(3.0)).max().item() == pytest.approx(math.exp(3.0), rel=1e-6)
 
 
-def test_temperature_is_learned_and_stays_clamped():
-    torch.manual_seed(0)
-    text = torch.randn(8, 4)
-    image = text + 0.01 * torch.randn(8, 4)  # aligned pairs: a sharper softmax lowers the loss
-    logit_scale = torch.nn.Parameter(torch.tensor(CLIP_INIT_LOGIT_SCALE))
-    max_scale = math.log(20.0)
-    optimizer = torch.optim.SGD([logit_scale], lr=0.5)
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_blairclip_dataset(tmp_path / "dataset_atomic")
+    return tmp_path
+
+
+def test_trainer_clamps_the_logit_scale_after_every_optimizer_step(tiny):
+    """The protocol trainer's optimizer calls BLaIRCLIP.after_optimizer_step: the scale RecBole's training
+    loop leaves after each step is clamped to [0, log(max_logit_scale)], while a bare optimizer does not."""
+    from recbole_blairclip.quick_start import build_trainer
+
+    max_scale = 20.0
+    config, dataset, train, valid, test, model = build(tiny, max_logit_scale=max_scale, learning_rate=0.5)
+    trainer = build_trainer(config, model)
     seen = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        clip_contrastive_loss(text, image, logit_scale, max_scale).backward()
-        optimizer.step()
+    trainer.optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append(model.logit_scale.item()))
+    for start in (10.0, -10.0, 1.0):
+        seen.clear()
         with torch.no_grad():
-            logit_scale.clamp_(0.0, max_scale)
-        seen.append(logit_scale.item())
-    assert seen[0] > CLIP_INIT_LOGIT_SCALE  # it moved: learned
-    assert max(seen) <= max_scale + 1e-6  # and never left the clamp
-    assert seen[-1] == pytest.approx(max_scale)
+            model.logit_scale.fill_(start)
+        trainer._train_epoch(train, 0, show_progress=False)
+        assert len(seen) == len(train)  # one clamp per optimiser step
+        assert all(0.0 <= value <= math.log(max_scale) + 1e-6 for value in seen)
+        if start == 10.0:
+            assert seen[0] == pytest.approx(math.log(max_scale))
+        elif start == -10.0:
+            assert seen[0] == 0.0
+    assert seen[-1] != 1.0  # inside the bounds the scale is learned: it moved from 1.0
+    # without the trainer's hook nothing clamps: the same step leaves the scale out of bounds
+    *_, bare = build(tiny, max_logit_scale=max_scale)
+    optimizer = torch.optim.SGD(bare.parameters(), lr=0.0)
+    with torch.no_grad():
+        bare.logit_scale.fill_(10.0)
+    optimizer.zero_grad()
+    sum(bare.calculate_loss(next(iter(train)))).backward()
+    optimizer.step()
+    assert bare.logit_scale.item() == 10.0
+    bare.after_optimizer_step()
+    assert bare.logit_scale.item() == pytest.approx(math.log(max_scale))

@@ -112,7 +112,7 @@ def test_item_matrix_once_per_evaluation(tmp_path, data):
     assert len(calls) == 1
     model.train()  # training resumes: the cache is dropped
     with torch.no_grad():
-        model.text_projection.weight.mul_(2.0)
+        model.item_tower.text_projection.weight.mul_(2.0)
     model.eval()
     with torch.no_grad():
         second = model.full_sort_predict(interaction)
@@ -137,7 +137,7 @@ def test_cold_item_gets_finite_content_score(tmp_path, data):
     feats = json.load(open(os.path.join(data, "tiny.features.json")))
     row = feats["item_ids"].index(COLD)
     text = np.load(os.path.join(data, "tiny.randtext.text.npy"))[row]
-    embedding = model.text_projection.weight.detach() @ torch.tensor(text)
+    embedding = model.item_tower.text_projection.weight.detach() @ torch.tensor(text)
     assert embedding.abs().sum() > 0
     assert torch.allclose(scores[:, cold], user @ embedding, atol=1e-5)
 
@@ -157,9 +157,9 @@ def test_ablation_switches(tmp_path, data, overrides):
     else:
         assert contrastive.item() > 0.0
     if overrides.get("use_image") is False:
-        assert not hasattr(model, "image_projection")
+        assert not hasattr(model.item_tower, "image_projection")
     (rec + contrastive).backward()
-    assert model.text_projection.weight.grad.abs().sum() > 0
+    assert model.item_tower.text_projection.weight.grad.abs().sum() > 0
 
 
 def test_text_only_needs_no_image_features(tmp_path, monkeypatch):
@@ -264,7 +264,7 @@ def test_finetune_mode_with_tiny_roberta(tmp_path, data):
     overrides = dict(text_mode="finetune", text_encoder=encoder, text_max_length=12, finetune_layers=1,
                      pooler_type="cls", text_features=None)
     config, dataset, train, valid, test, model = build(tmp_path, **overrides)
-    layers = model.text_tower.encoder.encoder.layer
+    layers = model.item_tower.text_tower.encoder.encoder.layer
     bottom = [p.detach().clone() for p in layers[0].parameters()]
     top = [p.detach().clone() for p in layers[1].parameters()]
     assert all(not p.requires_grad for p in layers[0].parameters())
@@ -295,3 +295,45 @@ def test_runs_on_cuda(tmp_path, data):
 
     result = run("BLaIRCLIP", "tiny", config_dict=config_for(tmp_path, epochs=1, use_gpu=True), saved=True)
     assert result["device"].startswith("cuda")
+
+
+def test_hybrid_unseen_item_scores_from_content_alone(tmp_path, data):
+    """unseen_item_id: false: the item no user touched gets exactly its content embedding, a training item
+    content + id; with unseen_item_id: true (plain use_item_id) the unseen item adds its (untrained) id."""
+    *_, dataset, train, valid, test, model = build(tmp_path, use_item_id=True, unseen_item_id=False,
+                                                   use_image=False)
+    cold = dataset.token2id("item_id", COLD)
+    warm = int(train._dataset.inter_feat["item_id"][0])
+    model.eval()
+    with torch.no_grad():
+        fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+        ids = model.item_tower.item_embedding.weight[[cold, warm]]
+    assert torch.equal(fused[0], text[0])
+    assert torch.allclose(fused[1], text[1] + ids[1])
+    assert ids[0].abs().sum() > 0  # the id row exists, it is just not used
+    *_, plain = build(tmp_path, use_item_id=True, use_image=False)
+    plain.eval()
+    with torch.no_grad():
+        fused_plain, text_plain, _ = plain.item_parts(torch.tensor([cold]))
+    assert not torch.allclose(fused_plain[0], text_plain[0])
+
+
+def test_item_id_dropout(tmp_path, data):
+    """item_id_dropout 0 reproduces use_item_id (same seed, same loss); 1 drops every id in training only."""
+    batch = None
+    losses = []
+    for overrides in (dict(), dict(item_id_dropout=0.0)):
+        *_, train, valid, test, model = build(tmp_path, use_item_id=True, use_image=False, **overrides)
+        batch = batch or first_batch(train)
+        torch.manual_seed(0)
+        losses.append(model.calculate_loss(batch)[0].item())
+    assert losses[0] == losses[1]
+    *_, model = build(tmp_path, use_item_id=True, use_image=False, item_id_dropout=1.0)
+    ids = torch.arange(model.n_items)
+    model.train()
+    fused, text, _ = model.item_parts(ids)
+    assert torch.equal(fused, text)
+    model.eval()
+    with torch.no_grad():
+        fused, text, _ = model.item_parts(ids)
+    assert torch.allclose(fused, text + model.item_tower.item_embedding.weight)

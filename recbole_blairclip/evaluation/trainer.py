@@ -11,7 +11,9 @@ TraditionalTrainer, a model's own trainer) so that validation during ``fit`` and
 * reload a best checkpoint through :func:`recbole_blairclip.compat.load_recbole_checkpoint` (torch >= 2.6);
 * call its :class:`TrainerHooks` after every training epoch, every validation and every evaluated batch (the
   run's one seam for per-epoch timing, per-validation reports and score capture: benchmark and tune use it,
-  the tests' independent metric check captures scores with it; nothing patches the trainer).
+  the tests' independent metric check captures scores with it; nothing patches the trainer);
+* call the model's ``after_optimizer_step()``, when it has one, after every optimiser step (a post-step hook
+  on RecBole's optimizer: BLaIRCLIP clamps its logit scale there, as open_clip does).
 
 ``trainer.keep_ranks = True`` leaves the per-user ranks of the last evaluation in ``trainer.last_ranks`` (a
 :func:`recbole_blairclip.evaluation.ranks.ranks_table`: user and target tokens, rank, average rank,
@@ -57,6 +59,9 @@ class ProtocolTrainerMixin:
     def __init__(self, config, model, hooks=()):
         super().__init__(config, model)
         self.hooks = list(hooks)
+        after_step = getattr(model, "after_optimizer_step", None)
+        if callable(after_step) and hasattr(self, "optimizer"):  # e.g. BLaIRCLIP's logit-scale clamp
+            self.optimizer.register_step_post_hook(lambda optimizer, args, kwargs: after_step())
         mask = config["mask_history"]
         self.mask_history = True if mask is None else bool(mask)
         self.eval_collector = ProtocolCollector(config)

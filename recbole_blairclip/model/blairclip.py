@@ -21,6 +21,7 @@ sees items 0..j), in length-sorted groups trimmed to their longest sequence; ``p
 one row per prefix. Evaluation is the same either way.
 """
 import math
+from collections import namedtuple
 
 import torch
 import torch.nn as nn
@@ -30,8 +31,15 @@ from recbole.utils import InputType
 
 from recbole_blairclip.data.multimodal import MultimodalDataset
 from recbole_blairclip.errors import ConfigError
-from recbole_blairclip.model.layers import SEQ_ENCODERS, Fusion, MeanSeqEncoder, TextPooler, TransformerSeqEncoder
-from recbole_blairclip.model.loss import clip_contrastive_loss
+from recbole_blairclip.model.item_tower import ItemTower
+from recbole_blairclip.model.layers import SEQ_ENCODERS, MeanSeqEncoder, TransformerSeqEncoder
+from recbole_blairclip.model.loss import clamp_logit_scale, clip_contrastive_loss
+
+TrainingTable = namedtuple("TrainingTable", ["table", "text", "image", "has_image", "item_seq", "targets", "batch_rows"])
+TrainingTable.__doc__ = (
+    "One training batch's item table: table / text / image [rows, d] (image None without images), has_image "
+    "[rows] (None without images), item_seq and targets remapped to table rows, batch_rows (the table rows of "
+    "the batch's distinct items).")
 
 
 class BLaIRCLIP(SequentialRecommender):
@@ -52,6 +60,8 @@ class BLaIRCLIP(SequentialRecommender):
         self.fusion_mode = config["fusion"]
         self.use_image = bool(config["use_image"])
         self.use_item_id = bool(config["use_item_id"])
+        self.item_id_dropout = float(config["item_id_dropout"] or 0.0)
+        self.unseen_item_id = bool(config["unseen_item_id"] if config["unseen_item_id"] is not None else True)
         self.clip_weight = float(config["clip_weight"])
         self.clip_max_items = int(config["clip_max_items"])
         self.seq_encoder_type = config["seq_encoder"]
@@ -76,38 +86,28 @@ class BLaIRCLIP(SequentialRecommender):
         if not 0.0 < temperature <= 1.0:
             raise ConfigError(f"temperature {temperature} must be in (0, 1]")
 
-        # ---- text tower
-        if self.text_mode == "frozen":
-            text = dataset.text_features
-            self.register_buffer("text_features", text.clone(), persistent=False)
-            text_dim = int(text.shape[1])
-            self.text_pooler = TextPooler(self.pooler_type, text_dim)
-            self.text_tower = None
-        elif self.text_mode == "finetune":
+        # ---- item tower (text, image, fusion, id) and the contrastive temperature
+        text_tower = None
+        if self.text_mode == "finetune":
             from recbole_blairclip.model.text_tower import FinetuneTextTower
 
             if not text_encoder:
                 raise ConfigError("text_mode: finetune needs text_encoder: <folder, alias or hub id>")
-            self.text_features = None
-            self.text_tower = FinetuneTextTower(text_encoder, dataset.item_texts, pooler_type=self.pooler_type,
-                                                max_length=int(text_max_length),
-                                                trainable_layers=int(finetune_layers),
-                                                batch_size=int(text_batch_size))
-            text_dim = self.text_tower.hidden_size
-        else:
+            text_tower = FinetuneTextTower(text_encoder, dataset.item_texts, pooler_type=self.pooler_type,
+                                           max_length=int(text_max_length), trainable_layers=int(finetune_layers),
+                                           batch_size=int(text_batch_size))
+        elif self.text_mode != "frozen":
             raise ConfigError(f"text_mode '{self.text_mode}' is unknown; use frozen or finetune")
-        self.text_projection = nn.Linear(text_dim, self.embedding_size, bias=False)
-
-        # ---- image features (precomputed CLIP), fusion, contrastive temperature
-        if self.use_image:
-            self.register_buffer("image_features", dataset.image_features.clone(), persistent=False)
-            self.register_buffer("image_mask", dataset.image_mask.clone(), persistent=False)
-            self.image_projection = nn.Linear(int(dataset.image_features.shape[1]), self.embedding_size, bias=False)
-            self.fusion = Fusion(self.fusion_mode, self.embedding_size)
-            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
-        self.item_embedding = (
-            nn.Embedding(self.n_items, self.embedding_size, padding_idx=0) if self.use_item_id else None
+        self.item_tower = ItemTower(
+            self.n_items, self.embedding_size, self.pooler_type, self.fusion_mode,
+            text_features=dataset.text_features if text_tower is None else None, text_tower=text_tower,
+            image_features=dataset.image_features if self.use_image else None,
+            image_mask=dataset.image_mask if self.use_image else None, use_item_id=self.use_item_id,
+            id_items=None if self.unseen_item_id else self.training_items(dataset),
+            item_id_dropout=self.item_id_dropout,
         )
+        if self.use_image:
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
         # ---- sequence encoder
         if self.seq_encoder_type == "transformer":
@@ -118,9 +118,17 @@ class BLaIRCLIP(SequentialRecommender):
         else:
             self.seq_encoder = MeanSeqEncoder()
         self.seq_encoder.apply(self._init_weights)
-        if self.item_embedding is not None:
-            self._init_weights(self.item_embedding)
+        if self.item_tower.item_embedding is not None:
+            self._init_weights(self.item_tower.item_embedding)
         self._item_cache = None  # item matrix of the current evaluation
+
+    def training_items(self, dataset):
+        """bool [n_items]: the items in the training rows (a history or a target), padding excluded."""
+        seen = torch.zeros(self.n_items, dtype=torch.bool)
+        seen[dataset.inter_feat[self.ITEM_ID].long()] = True
+        seen[dataset.inter_feat[self.ITEM_SEQ].long().flatten()] = True
+        seen[0] = False
+        return seen
 
     def _init_weights(self, module):
         """SASRec / BERT initialisation for the sequence encoder and the item-id embedding."""
@@ -144,20 +152,8 @@ class BLaIRCLIP(SequentialRecommender):
 
     # ------------------------------------------------------------------ item tower
     def item_parts(self, item_ids):
-        """(fused, text, image) embeddings [len(item_ids), embedding_size]; image is None without images."""
-        if self.text_tower is not None:
-            pooled = self.text_tower(item_ids)
-        else:
-            pooled = self.text_pooler.head(self.text_features[item_ids])
-        text = self.text_projection(pooled)
-        image = None
-        fused = text
-        if self.use_image:
-            image = self.image_projection(self.image_features[item_ids])
-            fused = self.fusion(text, image, self.image_mask[item_ids])
-        if self.item_embedding is not None:
-            fused = fused + self.item_embedding(item_ids)
-        return fused, text, image
+        """:class:`~recbole_blairclip.model.item_tower.ItemParts` (fused, text, image) of ``item_ids``."""
+        return self.item_tower(item_ids)
 
     @torch.no_grad()
     def item_matrix(self):
@@ -172,72 +168,69 @@ class BLaIRCLIP(SequentialRecommender):
         return self._item_cache
 
     def _device(self):
-        return self.text_projection.weight.device
+        return self.item_tower.text_projection.weight.device
 
     # ------------------------------------------------------------------ sequence encoder
     def sequence_states(self, item_seq, table):
         """Encoder output at every position [B, L, d]; ``table`` maps the ids in ``item_seq`` to embeddings."""
         return self.seq_encoder(table[item_seq], item_seq)
 
+    def grouped_states(self, item_seq, lengths, table, reduce):
+        """``reduce(states, rows)`` of every row, the rows encoded in ``length_groups`` length-sorted groups,
+        each cut to its longest sequence (``lengths`` >= 1 items); returned in the rows' own order.
+
+        The same states as one padded pass: the mask is causal and positions are absolute from 0.
+        """
+        order = torch.argsort(lengths)
+        outputs = []
+        for group in order.tensor_split(min(self.length_groups, len(order))):
+            if len(group):
+                width = int(lengths[group].max())
+                outputs.append(reduce(self.sequence_states(item_seq[group, :width], table), group))
+        return torch.cat(outputs)[torch.argsort(order)]
+
     def forward(self, item_seq, item_seq_len, table=None):
         """User state after the whole history [B, d] (the last real position).
 
-        With ``trim_batches`` the rows are encoded in ``length_groups`` length-sorted groups, each cut to its
-        longest history (the same states as one padded pass; used for evaluation).
+        With ``trim_batches`` the rows are encoded in length groups (:meth:`grouped_states`; used for evaluation).
         """
         table = self.item_matrix() if table is None else table
         last = (item_seq_len - 1).clamp(min=0)
         if not self.trim_batches:
             return self.gather_indexes(self.sequence_states(item_seq, table), last)
-        order = torch.argsort(last)
-        outputs = []
-        for group in order.tensor_split(min(self.length_groups, len(order))):
-            if len(group):
-                width = int(last[group].max()) + 1
-                states = self.sequence_states(item_seq[group, :width], table)
-                outputs.append(self.gather_indexes(states, last[group]))
-        return torch.cat(outputs)[torch.argsort(order)]
+        return self.grouped_states(item_seq, last + 1, table,
+                                   lambda states, rows: self.gather_indexes(states, last[rows]))
 
     def position_states(self, item_seq, item_seq_len, table):
         """States at every real position, rows in order then positions in order: [sum(item_seq_len), d].
 
-        With ``trim_batches`` the rows are sorted by length and encoded in ``length_groups`` groups, each cut
-        to its longest sequence (same result as padding every row to MAX_ITEM_LIST_LENGTH: the mask is causal
-        and positions are absolute from 0).
+        With ``trim_batches`` the rows are encoded in length groups (:meth:`grouped_states`), each padded
+        back to the batch's longest sequence.
         """
         lengths = item_seq_len.clamp(min=1)
         if not self.trim_batches:
             states = self.sequence_states(item_seq, table)
         else:
             width = int(lengths.max())
-            order = torch.argsort(lengths)
-            parts = []
-            for group in order.tensor_split(min(self.length_groups, len(order))):
-                if len(group):
-                    g_width = int(lengths[group].max())
-                    out = self.sequence_states(item_seq[group, :g_width], table)
-                    parts.append(F.pad(out, (0, 0, 0, width - g_width)))
-            states = torch.cat(parts)[torch.argsort(order)]
+            states = self.grouped_states(item_seq, lengths, table,
+                                         lambda out, rows: F.pad(out, (0, 0, 0, width - out.shape[1])))
         valid = torch.arange(states.shape[1], device=states.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
         return states[valid]
 
     # ------------------------------------------------------------------ training
     def _training_table(self, item_seq, targets):
-        """Item table for this batch and the batch's ids remapped into it.
+        """:class:`TrainingTable` of this batch: the item table and the batch's ids remapped into it.
 
         Frozen text: the whole catalogue (full softmax). Fine-tuned text: the batch's own items (in-batch
         softmax; encoding the whole catalogue through a transformer at every step would not fit), row 0 =
-        padding. Returns a dict: table / text / image [rows, d] (image None without images), has_image [rows],
-        item_seq and targets remapped, batch_rows (table rows of the batch's distinct items).
+        padding.
         """
         batch_items = torch.unique(torch.cat([item_seq.flatten(), targets]))
         batch_items = batch_items[batch_items != 0]
-        if self.text_tower is None:
-            ids = torch.arange(self.n_items, device=item_seq.device)
-            fused, text, image = self.item_parts(ids)
-            has_image = self.image_mask if self.use_image else None
-            return dict(table=fused, text=text, image=image, has_image=has_image, item_seq=item_seq,
-                        targets=targets, batch_rows=batch_items)
+        if self.item_tower.text_tower is None:
+            fused, text, image = self.item_parts(torch.arange(self.n_items, device=item_seq.device))
+            has_image = self.item_tower.image_mask if self.use_image else None
+            return TrainingTable(fused, text, image, has_image, item_seq, targets, batch_items)
         fused, text, image = self.item_parts(batch_items)
 
         def pad_row(x):
@@ -245,11 +238,12 @@ class BLaIRCLIP(SequentialRecommender):
 
         has_image = None
         if self.use_image:
-            has_image = torch.cat([self.image_mask.new_zeros(1), self.image_mask[batch_items]])
+            mask = self.item_tower.image_mask
+            has_image = torch.cat([mask.new_zeros(1), mask[batch_items]])
         local_seq = torch.where(item_seq > 0, torch.searchsorted(batch_items, item_seq) + 1, 0)
-        return dict(table=pad_row(fused), text=pad_row(text), image=pad_row(image), has_image=has_image,
-                    item_seq=local_seq, targets=torch.searchsorted(batch_items, targets) + 1,
-                    batch_rows=torch.arange(1, len(batch_items) + 1, device=item_seq.device))
+        return TrainingTable(pad_row(fused), pad_row(text), pad_row(image), has_image, local_seq,
+                             torch.searchsorted(batch_items, targets) + 1,
+                             torch.arange(1, len(batch_items) + 1, device=item_seq.device))
 
     def next_item_losses(self, item_seq, lengths, targets, table, per_position=None):
         """Next-item cross-entropy per target (no reduction); ``table`` maps ids to item embeddings.
@@ -285,19 +279,24 @@ class BLaIRCLIP(SequentialRecommender):
             rows = rows[torch.randperm(len(rows), device=rows.device)[: self.clip_max_items]]
         if len(rows) < 2:
             return self.logit_scale * 0.0
-        loss = clip_contrastive_loss(text[rows], image[rows], self.logit_scale, self.max_logit_scale)
+        loss = clip_contrastive_loss(text[rows], image[rows], self.logit_scale)
         return self.clip_weight * loss
 
     def calculate_loss(self, interaction):
         """(next-item cross-entropy, clip_weight x contrastive loss): RecBole sums them and logs each."""
-        if self.use_image:
-            with torch.no_grad():
-                self.logit_scale.clamp_(0.0, self.max_logit_scale)
         batch = self._training_table(interaction[self.ITEM_SEQ], interaction[self.POS_ITEM_ID])
-        rec_loss = self.next_item_losses(batch["item_seq"], interaction[self.ITEM_SEQ_LEN], batch["targets"],
-                                         batch["table"]).mean()
-        clip_term = self.contrastive_term(batch["text"], batch["image"], batch["has_image"], batch["batch_rows"])
+        rec_loss = self.next_item_losses(batch.item_seq, interaction[self.ITEM_SEQ_LEN], batch.targets,
+                                         batch.table).mean()
+        clip_term = self.contrastive_term(batch.text, batch.image, batch.has_image, batch.batch_rows)
         return rec_loss, clip_term
+
+    @torch.no_grad()
+    def after_optimizer_step(self):
+        """Clamp the learned logit scale to [0, log(max_logit_scale)], once after every optimiser step (as
+        open_clip does). The protocol trainer calls it through a post-step hook on its optimizer
+        (:class:`~recbole_blairclip.evaluation.trainer.ProtocolTrainerMixin`); a custom loop calls it itself."""
+        if self.use_image:
+            self.logit_scale.copy_(clamp_logit_scale(self.logit_scale, self.max_logit_scale))
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, interaction):

@@ -5,7 +5,8 @@ Supervision") as written in ``transformers`` ``modeling_clip.py`` and ``open_cli
 
 * embeddings are L2-normalised, cosine similarities are multiplied by ``logit_scale.exp()``;
 * the logit scale (inverse temperature) is a learnable scalar kept in log space, initialised to
-  ``log(1 / 0.07)`` and clamped to at most ``log(100)``;
+  ``log(1 / 0.07)``; as in open_clip it is clamped to ``[0, log(100)]`` once, after each optimiser step
+  (:func:`clamp_logit_scale`, called by the model's ``after_optimizer_step``), never inside the loss;
 * the loss is the symmetric cross-entropy: text->image and image->text, averaged. Row ``i`` of the
   similarity matrix belongs to pair ``i`` (the diagonal holds the positives).
 """
@@ -35,17 +36,16 @@ def clamp_logit_scale(logit_scale, max_logit_scale=MAX_LOGIT_SCALE):
     return logit_scale.clamp(0.0, max_logit_scale)
 
 
-def clip_logits(text_embeds, image_embeds, logit_scale, max_logit_scale=MAX_LOGIT_SCALE):
-    """``logits_per_text`` [n_text, n_image]: cosine similarities times ``exp(clamped logit_scale)``."""
+def clip_logits(text_embeds, image_embeds, logit_scale):
+    """``logits_per_text`` [n_text, n_image]: cosine similarities times ``exp(logit_scale)``."""
     text_embeds = F.normalize(text_embeds, dim=-1)
     image_embeds = F.normalize(image_embeds, dim=-1)
-    scale = clamp_logit_scale(logit_scale, max_logit_scale).exp()
-    return scale * text_embeds @ image_embeds.t()
+    return logit_scale.exp() * text_embeds @ image_embeds.t()
 
 
-def clip_contrastive_loss(text_embeds, image_embeds, logit_scale, max_logit_scale=MAX_LOGIT_SCALE):
+def clip_contrastive_loss(text_embeds, image_embeds, logit_scale):
     """CLIP loss of paired ``text_embeds`` / ``image_embeds`` [n, d] (row i of each = item i)."""
-    return clip_loss(clip_logits(text_embeds, image_embeds, logit_scale, max_logit_scale))
+    return clip_loss(clip_logits(text_embeds, image_embeds, logit_scale))
 
 
 __all__ = [
