@@ -7,7 +7,7 @@ import os
 import pytest
 
 from recbole_blairclip.cli import main as cli_main
-from recbole_blairclip.data import convert as convert_module
+from recbole_blairclip.data import atomic
 from recbole_blairclip.data.check import check_split
 from recbole_blairclip.data.convert import convert
 from recbole_blairclip.data.synth import synthesize
@@ -59,8 +59,8 @@ def test_force_and_nothing_half_written(raw, tmp_path, monkeypatch):
             raise KeyboardInterrupt("interrupted while writing")
         return real_write(path, header, lines)
 
-    real_write = convert_module.write_table
-    monkeypatch.setattr(convert_module, "write_table", failing_write)
+    real_write = atomic.write_atomic
+    monkeypatch.setattr(atomic, "write_atomic", failing_write)
     with pytest.raises(KeyboardInterrupt):
         convert(rev, meta, name="s", out=str(tmp_path), force=True)
     assert files_of(tmp_path / "s") == before  # the old dataset is untouched
@@ -68,7 +68,7 @@ def test_force_and_nothing_half_written(raw, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         convert(rev, meta, name="new", out=str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["s"]  # no partial dataset, no temp folder
-    monkeypatch.setattr(convert_module, "write_table", real_write)
+    monkeypatch.setattr(atomic, "write_atomic", real_write)
 
     convert(rev, meta, name="s", out=str(tmp_path), force=True)
     after = files_of(tmp_path / "s")

@@ -19,6 +19,8 @@ import math
 import os
 import time
 
+from recbole_blairclip.io import replacing
+
 PLOT_METRICS = ("recall@10", "recall@50", "ndcg@10", "auc")
 VIEW_ORDER = ("overall", "warm", "coldstart")
 VIEW_TITLES = {"overall": "all", "coldstart": "cold-start", "warm": "warm"}
@@ -387,11 +389,10 @@ def csv_rows(records):
 
 
 def _atomic_write(path, write):
-    tmp = f"{path}.tmp{os.getpid()}"
     mode = "wb" if path.endswith(".png") else "w"
-    with open(tmp, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as f:
-        write(f)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        with open(tmp, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as f:
+            write(f)
 
 
 def write_csv(path, records):

@@ -49,7 +49,8 @@ import time
 from recbole_blairclip import registry
 from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.reference import parse_reference
-from recbole_blairclip.benchmark.worker import EVENT_PREFIX, write_json
+from recbole_blairclip.benchmark.worker import EVENT_PREFIX
+from recbole_blairclip.io import write_json
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.data.atomic import check_name
 from recbole_blairclip.errors import ConfigError, DatasetError

@@ -25,29 +25,10 @@ import traceback
 from importlib import metadata
 
 from recbole_blairclip.evaluation.trainer import TrainerHooks
+from recbole_blairclip.io import json_ready, write_json
 
 EVENT_PREFIX = "@@"
 _PACKAGES = ("recbole-blairclip", "recbole", "torch", "numpy", "pandas", "scikit-learn", "transformers", "ray")
-
-
-def jsonable(value):
-    """A JSON-ready copy of a config value (enums, devices, numpy scalars and tuples included)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else str(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        try:
-            return jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    if hasattr(value, "name") and hasattr(type(value), "__members__"):  # Enum (ModelType, InputType, ...)
-        return f"{type(value).__name__}.{value.name}"
-    return str(value)
 
 
 def package_versions():
@@ -69,15 +50,6 @@ def peak_memory_mb():
     """Peak resident memory of this process (MB; Linux reports ru_maxrss in KB, macOS in bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def write_json(path, data):
-    """Write ``data`` as JSON under a temporary name, then move it into place."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class Events:
@@ -161,7 +133,7 @@ def run_spec(spec, events=None):
             registry.register_model(name, target)
 
         config = quick_start.make_config(spec["model"], spec["dataset"], None, dict(spec["config"]))
-        record["config"] = jsonable(dict(config.final_config_dict))
+        record["config"] = json_ready(dict(config.final_config_dict))
         record["device"] = str(config["device"])
         events.emit("start", epochs=int(config["epochs"]), valid_metric=str(config["valid_metric"]))
         timer = EpochTimer(events)

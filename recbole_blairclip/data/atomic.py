@@ -12,6 +12,7 @@ import tempfile
 from contextlib import contextmanager
 
 from recbole_blairclip.errors import DatasetError
+from recbole_blairclip.io import field_name, read_atomic, write_atomic
 
 INTER_FIELDS = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
 SEQ_FIELDS = INTER_FIELDS + ["item_id_list:token_seq"]
@@ -33,39 +34,29 @@ def atomic_path(folder, name, part):
     return os.path.join(folder, f"{name}.{PARTS[part][0]}")
 
 
-def write_table(path, header, lines):
-    """Write a header (list of ``field:type``) and an iterable of complete lines (each ending in
-    ``\\n``, tab-separated) to ``path``."""
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\t".join(header) + "\n")
-        f.writelines(lines)
-
-
 def read_table(path):
-    """Read an atomic file: returns ``(header, rows)`` where header is the list of ``field:type`` and
-    rows a list of lists of strings (one per column; missing trailing values are ``""``)."""
+    """Read an atomic file: ``(header, rows)`` (see :func:`recbole_blairclip.io.read_atomic`)."""
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: atomic file not found; run `blairclip convert` first")
-    with open(path, encoding="utf-8", newline="\n") as f:
-        header_line = f.readline()
-        if not header_line:
-            raise DatasetError(f"{path}: empty atomic file (no header line)")
-        header = header_line.rstrip("\n").split("\t")
-        width = len(header)
-        rows = []
-        for line in f:
-            values = line.rstrip("\n").split("\t")
-            if len(values) < width:
-                values += [""] * (width - len(values))
-            rows.append(values)
-    return header, rows
+    return read_atomic(path, DatasetError)
 
 
 def read_columns(path):
     """Read an atomic file as ``{field name: list of str}`` (types dropped from the names)."""
     header, rows = read_table(path)
-    names = [h.split(":", 1)[0] for h in header]
-    return {n: [r[k] for r in rows] for k, n in enumerate(names)}
+    return {field_name(h): [r[k] for r in rows] for k, h in enumerate(header)}
+
+
+def write_parts(folder, name, base, seq_lines, item_lines, train_idx, train_seq_idx, valid_idx, test_idx):
+    """Write a split dataset's six atomic files into ``folder``: ``base`` holds the interaction lines
+    (no line end), ``seq_lines(indices)`` yields the history lines of the sequential parts."""
+    path = lambda key: atomic_path(folder, name, key)  # noqa: E731
+    write_atomic(path("inter"), PARTS["inter"][1], (b + "\n" for b in base))
+    write_atomic(path("train"), PARTS["train"][1], (base[j] + "\n" for j in train_idx.tolist()))
+    write_atomic(path("train_seq"), PARTS["train_seq"][1], seq_lines(train_seq_idx.tolist()))
+    write_atomic(path("valid"), PARTS["valid"][1], seq_lines(valid_idx.tolist()))
+    write_atomic(path("test"), PARTS["test"][1], seq_lines(test_idx.tolist()))
+    write_atomic(path("item"), PARTS["item"][1], item_lines)
 
 
 def check_name(name):

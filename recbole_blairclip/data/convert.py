@@ -14,7 +14,6 @@ before the user filter. Meta records of items that never occur in the reviews ar
 ``unknown_items``), as are those of reviewed items the filters dropped (``not_kept_items``). Meta is
 read after the split, for the kept items only.
 """
-import json
 import os
 import shutil
 import time
@@ -22,10 +21,10 @@ import time
 import numpy as np
 
 from recbole_blairclip.data import amazon
-from recbole_blairclip.data.atomic import (PARTS, check_name, check_writable, recover_replaced, staged_folder,
-                                         write_table)
+from recbole_blairclip.data.atomic import check_name, check_writable, recover_replaced, staged_folder, write_parts
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.errors import DatasetError
+from recbole_blairclip.io import write_json
 
 FORMAT_VERSION = 1
 DEFAULT_TEXT_FIELDS = ("title", "description", "features")
@@ -245,18 +244,10 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     }
 
     with staged_folder(out, name, force=force) as tmp:
-        path = lambda key: os.path.join(tmp, f"{name}.{PARTS[key][0]}")  # noqa: E731
-        write_table(path("inter"), PARTS["inter"][1], (b + "\n" for b in base))
-        write_table(path("train"), PARTS["train"][1], (base[j] + "\n" for j in train_idx.tolist()))
-        write_table(path("train_seq"), PARTS["train_seq"][1], seq_lines(train_seq_idx.tolist()))
-        write_table(path("valid"), PARTS["valid"][1], seq_lines(valid_idx.tolist()))
-        write_table(path("test"), PARTS["test"][1], seq_lines(test_idx.tolist()))
-        write_table(path("item"), PARTS["item"][1], item_lines)
+        write_parts(tmp, name, base, seq_lines, item_lines, train_idx, train_seq_idx, valid_idx, test_idx)
         if images_dir is not None:
             stats["items"]["images_copied"] = _copy_images(images_dir, os.path.join(tmp, "images"), kept_items)
-        with open(os.path.join(tmp, f"{name}.stats.json"), "w", encoding="utf-8", newline="\n") as f:
-            json.dump(stats, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        write_json(os.path.join(tmp, f"{name}.stats.json"), stats)
     result = dict(stats)
     result["path"] = dest
     result["seconds"] = round(time.perf_counter() - t0, 3)

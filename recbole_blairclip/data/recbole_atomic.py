@@ -35,11 +35,12 @@ import time
 import numpy as np
 
 from recbole_blairclip.data.amazon import LineIssues, ItemMeta, valid_id
-from recbole_blairclip.data.atomic import PARTS, check_name, staged_folder, write_table
+from recbole_blairclip.data.atomic import check_name, staged_folder, write_parts
 from recbole_blairclip.data.convert import FORMAT_VERSION, _float_str, _part_counts
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.data.text import clean_text, to_category_tokens, to_token
 from recbole_blairclip.errors import DatasetError
+from recbole_blairclip.io import write_json
 
 TYPES = ("token", "token_seq", "float", "float_seq")
 DEFAULT_FIELDS = {"user": "user_id", "item": "item_id", "time": "timestamp", "rating": "rating"}
@@ -384,14 +385,6 @@ def convert_recbole(inter, item=None, name="dataset", out="dataset_atomic", *, u
         "timestamp_ties": res.stats["timestamp_ties"],
     }
     with staged_folder(out, name, force=force) as tmp:
-        path = lambda key: os.path.join(tmp, f"{name}.{PARTS[key][0]}")  # noqa: E731
-        write_table(path("inter"), PARTS["inter"][1], (b + "\n" for b in base))
-        write_table(path("train"), PARTS["train"][1], (base[j] + "\n" for j in train_idx.tolist()))
-        write_table(path("train_seq"), PARTS["train_seq"][1], seq_lines(train_seq_idx.tolist()))
-        write_table(path("valid"), PARTS["valid"][1], seq_lines(valid_idx.tolist()))
-        write_table(path("test"), PARTS["test"][1], seq_lines(test_idx.tolist()))
-        write_table(path("item"), PARTS["item"][1], item_lines)
-        with open(os.path.join(tmp, f"{name}.stats.json"), "w", encoding="utf-8", newline="\n") as f:
-            json.dump(stats, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        write_parts(tmp, name, base, seq_lines, item_lines, train_idx, train_seq_idx, valid_idx, test_idx)
+        write_json(os.path.join(tmp, f"{name}.stats.json"), stats)
     return dict(stats, path=dest, seconds=round(time.perf_counter() - t0, 3))

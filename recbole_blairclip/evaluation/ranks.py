@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from recbole_blairclip.io import replacing
+
 COLUMNS = ("user_id", "item_id", "rank", "rank_avg", "n_candidates", "is_coldstart")
 TIES = "pessimistic rank for top-k metrics (tied non-targets first); average rank over ties for auc"
 RECOMPUTABLE = ("recall", "hit", "precision", "ndcg", "mrr", "auc")
@@ -64,9 +66,8 @@ def write_ranks(path, table, metadata=None):
     meta = {"ties": TIES, **{str(k): str(v) for k, v in (metadata or {}).items()}}
     arrow = pa.table({name: table[name] for name in COLUMNS}).replace_schema_metadata(meta)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    pq.write_table(arrow, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        pq.write_table(arrow, str(tmp))
     return path
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_blairclip.errors import ConfigError
+from recbole_blairclip.io import write_bytes
 
 
 def build_encoder(kind, spec, device):
@@ -148,10 +149,7 @@ def run_chunks_on_ray(address, work_dir, n, chunk_size, kind, spec, chunk_inputs
         for row in ds.iter_rows():
             start, stop = int(row["start"]), int(row["stop"])
             path = work_dir / f"chunk_{start:09d}.npz"
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                fh.write(row["npz"])
-            os.replace(tmp, path)
+            write_bytes(path, row["npz"])
             done += 1
             bar.update(stop - start)
         bar.close()

@@ -14,10 +14,8 @@ the ``.item`` file, the encoder description and the chunk size: a run that is in
 Ctrl-C, lost machine) and started again with the same arguments skips the chunks already done. The
 partial folder is removed once the final files are in place.
 """
-import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from recbole_blairclip.errors import ConfigError, DatasetError
 from recbole_blairclip.features import sources
 from recbole_blairclip.features.pretrained import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER
 from recbole_blairclip.features.store import load_features, read_items, write_features
+from recbole_blairclip.io import replacing, sha256_text
 
 logger = logging.getLogger(__name__)
 PARTIAL_DIR = ".features-partial"
@@ -43,14 +42,13 @@ def _version(package):
 
 
 def _key(*parts):
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return sha256_text(json.dumps(parts, sort_keys=True, default=str))[:16]
 
 
 def _save_chunk(path, **arrays):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
 
 
 def run_chunks(work_dir, n, chunk_size, compute, desc, progress=True):

@@ -16,13 +16,13 @@ lower-cased, with every run of characters other than ``a-z 0-9 _`` replaced by `
 (``hyp1231/blair-roberta-base`` -> ``blair-roberta-base``, ``sentence-transformers/all-MiniLM-L6-v2``
 -> ``all-minilm-l6-v2``; an alias uses the tag of the model it names).
 """
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from recbole_blairclip.errors import ConfigError
+from recbole_blairclip.io import first_line, sha256_folder
 
 DEFAULT_TEXT_ENCODER = "hyp1231/blair-roberta-base"
 DEFAULT_IMAGE_ENCODER = "openai/clip-vit-base-patch32"
@@ -92,14 +92,7 @@ def encoder_tag(name):
 
 def folder_fingerprint(folder):
     """``sha256:<16 hex>`` over the names and contents of a folder's top-level files (its 'revision')."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_file():
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-    return "sha256:" + digest.hexdigest()[:16]
+    return "sha256:" + sha256_folder(folder)[:16]
 
 
 def _looks_like_path(name):
@@ -159,8 +152,7 @@ def load_pretrained(source, loader, what, **kwargs):
 
 
 def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300].rstrip(". ")
+    return first_line(exc).rstrip(". ")
 
 
 def pick_device(device=None):

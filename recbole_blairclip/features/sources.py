@@ -23,7 +23,6 @@ any pixel is decoded; JPEGs are decoded at reduced size (``draft``); a decoded i
 ``max_side`` on a side is shrunk at once, so a batch holds at most ``batch x max_side^2`` pixels.
 Pillow's decompression-bomb guard stays on.
 """
-import hashlib
 import http.client
 import os
 import socket
@@ -35,6 +34,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+
+from recbole_blairclip.io import sha256_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -186,7 +187,7 @@ def is_http_url(url):
 
 def cache_path(cache_dir, url):
     """The cache file for ``url``: ``<cache>/<first 2 hex>/<sha256 of the URL>.img``."""
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    digest = sha256_text(url)
     return Path(cache_dir) / digest[:2] / f"{digest}.img"
 
 

@@ -13,7 +13,6 @@ and raises :class:`~recbole_blairclip.errors.DatasetError` (naming the file and 
 mismatch, missing file, wrong shape or NaN row.
 """
 import csv
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_blairclip.errors import DatasetError
+from recbole_blairclip.io import field_name, sha256_file, temp_name, write_json
 
 FORMAT_VERSION = 1
 RERUN = "rerun `blairclip features --dataset {dir}` to rebuild the features"
@@ -54,15 +54,6 @@ def feature_file_names(name, text_tag=None, image_tag=None):
     return names
 
 
-def sha256_file(path):
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ---------------------------------------------------------------- the .item file
 @dataclass
 class ItemTable:
@@ -92,12 +83,12 @@ def read_items(path, columns=None):
         usecols = None
         if columns is not None:
             keep = set(columns) | {"item_id"}
-            usecols = lambda header: str(header).split(":", 1)[0] in keep  # noqa: E731
+            usecols = lambda header: field_name(header) in keep  # noqa: E731
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False,
                             quoting=csv.QUOTE_NONE, encoding="utf-8", usecols=usecols)
     except Exception as exc:
         raise DatasetError(f"{path}: cannot read as a tab-separated atomic file ({exc}); regenerate it") from exc
-    columns = {str(c).split(":", 1)[0]: frame[c].tolist() for c in frame.columns}
+    columns = {field_name(c): frame[c].tolist() for c in frame.columns}
     if "item_id" not in columns:
         raise DatasetError(f"{path}: no item_id:token column in the header (columns: {list(frame.columns)}); "
                            "the .item file must follow FORMAT.md")
@@ -118,7 +109,7 @@ def read_items(path, columns=None):
 
 # ---------------------------------------------------------------- writing
 def _atomic_save_npy(path, array):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_name(path)
     with open(tmp, "wb") as fh:
         np.save(fh, array)
     return tmp
@@ -175,9 +166,7 @@ def write_features(dataset_dir, items, text=None, text_meta=None, image=None, im
     for final, tmp in temps:
         os.replace(tmp, final)
     json_path = features_json_path(dataset_dir, name)
-    tmp = json_path.with_name(f".{json_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
+    write_json(json_path, meta, indent=1)
     return json_path
 
 

@@ -33,6 +33,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import FeatureSource, FeatureType, InputType, ModelType
 
 from recbole_blairclip.errors import ConfigError, DatasetError
+from recbole_blairclip.io import field_name, read_atomic_header
 
 PROFILES = ("mean", "recency", "last")
 _DENSE_BUDGET = 1 << 24  # floats in one users x vocabulary block (64 MiB in float32)
@@ -58,9 +59,7 @@ def _item_file_columns(dataset):
     path = os.path.join(dataset.dataset_path, f"{dataset.dataset_name}.item")
     if not os.path.isfile(path):
         return path, []
-    with open(path, "r", encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n")
-    return path, [col.split(":")[0] for col in header.split("\t") if col]
+    return path, [field_name(field) for field in read_atomic_header(path, DatasetError)]
 
 
 def item_documents(dataset, fields):

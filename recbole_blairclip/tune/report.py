@@ -11,31 +11,14 @@ import os
 import yaml
 
 from recbole_blairclip.config import load_yaml
+from recbole_blairclip.io import first_error_line
+from recbole_blairclip.io import write_text as write_atomic
 from recbole_blairclip.tune.trial import FINISHED_KEY, plain
 
 STATUS_COMPLETED = "completed"
 STATUS_STOPPED = "stopped early"
 STATUS_FAILED = "failed"
 STATUS_UNFINISHED = "unfinished"
-
-
-def write_atomic(path, text):
-    """Write text to path through a temporary file in the same folder (never half-written)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def first_error_line(error):
-    """The most telling line of an error (the last 'SomethingError: ...' line of its text)."""
-    text = str(error or "").strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0]
-        if head.endswith(("Error", "Exception", "Interrupt")) and " " not in head:
-            return line[:300]
-    return (lines[-1] if lines else type(error).__name__)[:300]
 
 
 def saved_statuses(experiment_path):
