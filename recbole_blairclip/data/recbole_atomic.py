@@ -80,6 +80,26 @@ def read_header(path, line):
     return fields
 
 
+def _data_rows(f, width, issues, seen):
+    """``(line number, values)`` of the data lines of an open atomic file (after its header): undecodable
+    lines and lines of another width are counted in ``issues`` and skipped, blank lines skipped;
+    ``seen[0]`` counts every line read."""
+    for lineno, raw in enumerate(f, 2):
+        seen[0] += 1
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            issues.add("non_utf8", lineno)
+            continue
+        if not line.strip():
+            continue
+        values = line.split("\t")
+        if len(values) != width:
+            issues.add("wrong_columns", lineno)
+            continue
+        yield lineno, values
+
+
 def _find(fields, wanted, role, flag, path, required=True):
     names = [n for n, _ in fields]
     if wanted in names:
@@ -148,20 +168,8 @@ def read_interactions(paths, user_field=None, item_field=None, time_field=None, 
             if len(forms) > 1:
                 raise DatasetError(f"{path}: mixes interaction files and sequence files (item_id_list); "
                                    "give files of one form")
-            lines = read = 0
-            for lineno, raw in enumerate(f, 2):
-                lines += 1
-                try:
-                    line = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError:
-                    issues.add("non_utf8", lineno)
-                    continue
-                if not line.strip():
-                    continue
-                values = line.split("\t")
-                if len(values) != width:
-                    issues.add("wrong_columns", lineno)
-                    continue
+            read, seen = 0, [0]
+            for lineno, values in _data_rows(f, width, issues, seen):
                 u, it = values[ui].strip(), values[ii].strip()
                 if not valid_id(u) or not valid_id(it):
                     issues.add("bad_id", lineno)
@@ -201,7 +209,7 @@ def read_interactions(paths, user_field=None, item_field=None, time_field=None, 
                         sequence_issues.add(os.path.basename(path), lineno)
                     else:
                         windows[uc] = merged
-        files.append({"file": os.path.basename(path), "form": form, "lines": lines, "read": read,
+        files.append({"file": os.path.basename(path), "form": form, "lines": seen[0], "read": read,
                       "bad_lines": issues.as_dict(), "bad_lines_total": issues.total()})
     form = forms.pop() if forms else "interactions"
     if form == "sequences":
@@ -262,20 +270,8 @@ def read_items(path, wanted, text_fields=None, item_field=None):
                                f"{', '.join(names)}); fix --text-fields")
         idx = [names.index(c) for c in chosen]
         extra = {key: next((names.index(c) for c in cands if c in names), None) for key, cands in FALLBACKS.items()}
-        width, lines = len(fields), 0
-        for lineno, raw in enumerate(f, 2):
-            lines += 1
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                issues.add("non_utf8", lineno)
-                continue
-            if not line.strip():
-                continue
-            values = line.split("\t")
-            if len(values) != width:
-                issues.add("wrong_columns", lineno)
-                continue
+        width, seen = len(fields), [0]
+        for lineno, values in _data_rows(f, width, issues, seen):
             it = values[ii].strip()
             if not valid_id(it):
                 issues.add("bad_id", lineno)
@@ -290,7 +286,7 @@ def read_items(path, wanted, text_fields=None, item_field=None):
             metas[it] = ItemMeta(item_text=text, title=clean_text(get("title")),
                                  categories=to_category_tokens(get("categories").split()),
                                  store=to_token(get("store")), image_url="")
-    stats = {"file": os.path.basename(os.fspath(path)), "lines": lines, "records": len(metas),
+    stats = {"file": os.path.basename(os.fspath(path)), "lines": seen[0], "records": len(metas),
              "text_fields": chosen, "bad_lines": issues.as_dict(), "duplicate_items": duplicates}
     return metas, stats
 
