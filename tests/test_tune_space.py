@@ -115,7 +115,7 @@ def test_model_yaml_keys_are_known(data):
         check_space(parse_space({"n_layers": {"randint": [1, 2]}}), _config("TFIDF", data))
 
 
-@pytest.mark.parametrize("model", ["BPR", "SASRec", "BLaIRCLIP", "TFIDF"])
+@pytest.mark.parametrize("model", sorted(f[: -len(".yaml")] for f in os.listdir(SPACES) if f.endswith(".yaml")))
 def test_shipped_spaces_are_valid_for_their_model(data, model):
     space = load_space(os.path.join(SPACES, f"{model}.yaml"))
     check_space(space, _config(model, data), f"{model}.yaml")
