@@ -245,7 +245,7 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2], user_profile="recency",
                             recency_decay=0.7)
     monkeypatch.setattr(tfidf_module, "_HEAD_MAX", head_max)
-    model._parts = None
+    model.__dict__.pop("_cache", None)  # the CPU split is rebuilt with this head size
     X = sp.csr_matrix((model.item_val.numpy(), model.item_col.numpy(), model.item_crow.numpy()),
                       shape=(model.n_items, int(model.n_terms))).astype(np.float64)
     rng = np.random.default_rng(head_max)
@@ -270,10 +270,7 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     nnz = model.item_val.numel()
     assert n_head == min(head_max, int(model.n_terms), tfidf_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
     assert model.score_parts()["head"].numel() <= tfidf_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
-    # the CUDA path's profile entries + SpMM give the same cosines
-    indices, values, norms = model.profile_entries(hist, model.history_weights(hist, lengths))
-    block = torch.sparse_coo_tensor(indices, values, (int(model.n_terms), 25)).to_dense()
-    dots = torch.sparse.mm(model.item_matrix(), block).t().double()
-    denom = norms.double()[:, None] * model.item_norm.double()[None, :]
-    spmm = torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), dtype=torch.float64))
+    # the CUDA path (the same unit profiles, sparse item matrix x dense block) gives the same cosines
+    P = model.profiles(hist, model.history_weights(hist, lengths))
+    spmm = model._scores_spmm(P, torch.empty(25, model.n_items), torch.zeros(int(model.n_terms), 30))
     np.testing.assert_allclose(spmm.numpy(), expected, atol=1e-6)
