@@ -6,15 +6,18 @@ through RecBole's TraditionalTrainer), a dummy parameter for the optimizer, a ze
 gradient, and all state in buffers (saved with the checkpoint, moved with ``.to(device)``).
 
 Sparse throughout. The item matrix X (items x vocabulary, rows as fitted by scikit-learn) is kept as the
-three 1-D arrays of a CSR matrix and rebuilt as a torch sparse CSR tensor on the model's device (CUDA
-when present) for scoring. A batch of users is scored as
+three 1-D arrays of a CSR matrix. A batch of users is scored as
 
-    P^T = sum of w * X[i]   over each user's history items i: the non-zeros of those rows scattered into
-                         a dense vocabulary x users block
-    S = (X @ P^T)^T      sparse x dense -> users x items, divided by |P_u| |X_j|   (cosine)
+    P = W @ X            W: users x items history weights (scipy CSR), so P holds only the non-zeros of
+                         the history rows; each row divided by its norm (TFIDF.profiles, every device)
+    S = P @ X^T / |X_j|  cosines, users x items
 
-so the only dense blocks are vocabulary x users (in chunks bounded by ``_DENSE_BUDGET`` floats) and the
-users x items score matrix every full-sort model returns; an items x vocabulary dense matrix never exists.
+On CPU, S is one dense GEMM over the most frequent terms (a small dense items x head block) written in
+place, plus a sparse x sparse product over the other terms added in place (TFIDF.score_parts); on CUDA,
+X as a torch sparse CSR tensor times P scattered into a dense vocabulary x users block. The only dense
+blocks are items x head (at most ``_HEAD_FLOATS_PER_NNZ`` floats per non-zero), vocabulary x users (CUDA,
+in chunks bounded by ``_DENSE_BUDGET`` floats) and the users x items score matrix every full-sort model
+returns; an items x vocabulary dense matrix never exists.
 
 The history of a user is the ``item_id_list`` / ``item_length`` of the evaluation row when present (the
 shared evaluation protocol hands every earlier interaction to models with ``uses_eval_history``: train
@@ -39,6 +42,8 @@ PROFILES = ("mean", "recency", "last")
 _DENSE_BUDGET = 1 << 24  # floats in one users x vocabulary block (64 MiB in float32)
 _HEAD_MAX = 256  # most frequent terms scored densely on CPU (see TFIDF.score_parts)
 _HEAD_FLOATS_PER_NNZ = 2  # the dense head holds at most this many floats per non-zero of the item matrix
+_SCATTER_COST = 60  # one scattered add of the sparse tail costs about this many head-GEMM multiply-adds (CPU,
+# measured on the benchmark shape, benchmarks/RESULTS.md); it sets the head size (TFIDF.head_size)
 
 
 def _item_file_columns(dataset):
@@ -285,14 +290,29 @@ class TFIDF(GeneralRecommender):
     def score_parts(self):
         """The item side split for CPU scoring, built from the buffers and cached (not saved).
 
-        Terms sorted by document frequency: the ``head`` most frequent ones become a dense items x head
-        matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and ``_HEAD_FLOATS_PER_NNZ`` floats
-        per non-zero of the CSR matrix, so memory stays O(non-zeros)); the other ("tail") terms stay sparse as the
+        Terms sorted by document frequency: the ``head`` most frequent ones (:meth:`head_size`) become a
+        dense items x head matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and
+        ``_HEAD_FLOATS_PER_NNZ`` floats per non-zero of the CSR matrix, so memory stays O(non-zeros));
+        the other ("tail") terms stay sparse as the
         vocabulary x items CSR transpose, whose head rows are empty. A user's tail profile has a few
         hundred rare terms, so sparse x sparse touches only the items that share them.
         Rebuilt when a buffer changes (device move, checkpoint load).
         """
         return self._cached("score_parts", self._build_score_parts)
+
+    def head_size(self, df, nnz):
+        """How many of the most frequent terms to score densely, by cost: a head term costs one GEMM
+        column (``n_items`` multiply-adds per user); left in the tail it costs a user who has it ``df``
+        scattered adds (``_SCATTER_COST`` multiply-adds each), and a user of ``h`` history items (the mean
+        stored history) has it with probability ``1 - (1 - df / n_items) ** h``. Every term whose expected
+        tail cost is higher than its column goes to the head, capped by ``_HEAD_MAX`` and the memory bound
+        (``_HEAD_FLOATS_PER_NNZ`` floats per non-zero)."""
+        n_items = max(self.n_items, 1)
+        cap = int(min(_HEAD_MAX, len(df), _HEAD_FLOATS_PER_NNZ * nnz // n_items))
+        lengths = torch.diff(self.user_ptr).cpu().numpy()
+        h = float(lengths[lengths > 0].mean()) if (lengths > 0).any() else 1.0
+        share = 1.0 - (1.0 - np.asarray(df, dtype=np.float64) / n_items) ** h
+        return min(cap, int((_SCATTER_COST * df * share > n_items).sum()))
 
     def _build_score_parts(self):
         import scipy.sparse as sp
@@ -300,7 +320,7 @@ class TFIDF(GeneralRecommender):
         n_terms, device = int(self.n_terms), self.item_val.device
         X = self.item_csr()
         df = np.bincount(X.indices, minlength=n_terms)
-        n_head = int(min(_HEAD_MAX, n_terms, _HEAD_FLOATS_PER_NNZ * X.nnz // max(self.n_items, 1)))
+        n_head = self.head_size(df, X.nnz)
         order = np.argsort(-df, kind="stable")
         head = np.sort(order[:n_head])
         slot = np.full(n_terms, -1, dtype=np.int64)
@@ -316,8 +336,9 @@ class TFIDF(GeneralRecommender):
         XT_tail.sort_indices()
         with warnings.catch_warnings():  # "sparse CSR support is in beta state"
             warnings.simplefilter("ignore", UserWarning)
+            index = np.int32 if XT_tail.nnz < 2**31 and n_terms < 2**31 else np.int64  # int32: less to read
             tail = torch.sparse_csr_tensor(
-                torch.from_numpy(XT_tail.indptr.astype(np.int64)), torch.from_numpy(XT_tail.indices.astype(np.int64)),
+                torch.from_numpy(XT_tail.indptr.astype(index)), torch.from_numpy(XT_tail.indices.astype(index)),
                 torch.from_numpy(XT_tail.data.astype(np.float32)), size=(n_terms, self.n_items), device=device,
             )
         return {
@@ -325,6 +346,7 @@ class TFIDF(GeneralRecommender):
             "slot": torch.from_numpy(slot).to(device),
             "head": torch.from_numpy(np.ascontiguousarray(X[:, head].toarray().T)).to(device),  # head x items
             "tail": tail,
+            "index": index,
             "n_head": n_head,
         }
 
@@ -347,12 +369,13 @@ class TFIDF(GeneralRecommender):
             out.zero_()
         tail = ~in_head
         if tail.any():
-            crow = np.zeros(n_users + 1, dtype=np.int64)
+            index = parts["index"]  # the same index type as the tail's
+            crow = np.zeros(n_users + 1, dtype=index)
             crow[1:] = np.cumsum(np.bincount(row_of[tail], minlength=n_users))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 profile = torch.sparse_csr_tensor(
-                    torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(np.int64)),
+                    torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(index)),
                     torch.from_numpy(values[tail]), size=(n_users, int(self.n_terms)),
                 )
                 out.addmm_(profile, parts["tail"])  # dense += sparse x sparse, in place
