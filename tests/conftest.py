@@ -200,18 +200,6 @@ def tiny_roberta(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     """A tiny random CLIP (1 layer, 32-pixel images, 8-pixel patches) saved to a folder; returns the path."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    from benchmarks.gpu_features import build_clip
 
-    folder = tmp_path_factory.mktemp("models") / "tiny-clip"
-    torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=99, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=12)
-    CLIPModel(cfg).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return str(folder)
+    return build_clip(tmp_path_factory.mktemp("models") / "tiny-clip", size="tiny")
