@@ -8,13 +8,15 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 
 def temp_name(path):
-    """A temporary name beside ``path`` (same folder, so the final rename is atomic), unique per process."""
+    """A temporary name beside ``path`` (same folder, so the final rename is atomic), unique per process
+    and thread."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
 @contextlib.contextmanager

@@ -5,8 +5,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import write_tiny_dataset
-from test_data_amazon import r23, write_lines
+from conftest import r23, write_lines, write_tiny_dataset
 
 from recbole_blairclip.cli import main as blairclip
 from recbole_blairclip.data import amazon, atomic

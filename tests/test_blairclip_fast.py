@@ -5,7 +5,7 @@ import pytest
 import torch
 from recbole.data.interaction import Interaction
 
-from test_blairclip_model import build, write_blairclip_dataset
+from conftest import build_blairclip, write_blairclip_dataset
 
 MAX_LEN = 50
 
@@ -45,7 +45,7 @@ def prefix_rows():
 
 @pytest.mark.parametrize("seq_encoder,groups", [("transformer", 1), ("transformer", 3), ("mean", 2)])
 def test_per_position_losses_equal_per_prefix_losses(tmp_path, data, seq_encoder, groups):
-    *_, model = build(tmp_path, seq_encoder=seq_encoder, length_groups=groups, n_layers=2)
+    *_, model = build_blairclip(tmp_path, seq_encoder=seq_encoder, length_groups=groups, n_layers=2)
     model.eval()  # no dropout: the two paths must agree exactly
     with torch.no_grad():
         table = model.item_parts(torch.arange(model.n_items))[0]
@@ -59,7 +59,7 @@ def test_per_position_losses_equal_per_prefix_losses(tmp_path, data, seq_encoder
 
 @pytest.mark.parametrize("seq_encoder", ["transformer", "mean"])
 def test_causal_mask(tmp_path, data, seq_encoder):
-    *_, model = build(tmp_path, seq_encoder=seq_encoder, n_layers=2)
+    *_, model = build_blairclip(tmp_path, seq_encoder=seq_encoder, n_layers=2)
     model.eval()
     seq = padded([[3, 5, 7, 9, 2, 11], [4, 6, 8]], width=8)
     changed = seq.clone()
@@ -76,7 +76,7 @@ def test_causal_mask(tmp_path, data, seq_encoder):
 
 @pytest.mark.parametrize("per_position", [True, False])
 def test_trimmed_batches_equal_padded_ones(tmp_path, data, per_position):
-    *_, model = build(tmp_path, length_groups=3, n_layers=2)
+    *_, model = build_blairclip(tmp_path, length_groups=3, n_layers=2)
     model.eval()
     rows = user_rows() if per_position else prefix_rows()
     with torch.no_grad():
@@ -109,8 +109,8 @@ def _targets_by_user(inter_feat, per_position):
 @pytest.mark.parametrize("max_len", [50, 2])
 def test_user_rows_train_every_target_once(tmp_path, data, max_len):
     """One row per user (several when the history is longer than MAX_ITEM_LIST_LENGTH) covers every target."""
-    _, _, prefix_train, _, _, _ = build(tmp_path, train_rows="prefix", MAX_ITEM_LIST_LENGTH=max_len)
-    _, _, user_train, valid, _, model = build(tmp_path, train_rows="user", MAX_ITEM_LIST_LENGTH=max_len)
+    _, _, prefix_train, _, _, _ = build_blairclip(tmp_path, train_rows="prefix", MAX_ITEM_LIST_LENGTH=max_len)
+    _, _, user_train, valid, _, model = build_blairclip(tmp_path, train_rows="user", MAX_ITEM_LIST_LENGTH=max_len)
     prefix_feat, user_feat = prefix_train._dataset.inter_feat, user_train._dataset.inter_feat
     assert _targets_by_user(user_feat, True) == _targets_by_user(prefix_feat, False)
     n_users = len(set(prefix_feat["user_id"].tolist()))
@@ -119,15 +119,15 @@ def test_user_rows_train_every_target_once(tmp_path, data, max_len):
     else:
         assert n_users < len(user_feat) < len(prefix_feat)
     # evaluation rows are untouched
-    _, _, _, prefix_valid, _, _ = build(tmp_path, train_rows="prefix", MAX_ITEM_LIST_LENGTH=max_len)
+    _, _, _, prefix_valid, _, _ = build_blairclip(tmp_path, train_rows="prefix", MAX_ITEM_LIST_LENGTH=max_len)
     for field in ("user_id", "item_id", "item_id_list"):
         assert torch.equal(valid._dataset.inter_feat[field], prefix_valid._dataset.inter_feat[field])
 
 
 def test_training_losses_agree_between_modes_on_the_real_loaders(tmp_path, data):
     """Same weights: mean loss over the user rows = mean loss over RecBole's prefix rows (no dropout)."""
-    _, _, prefix_train, _, _, model = build(tmp_path, train_rows="prefix", n_layers=2)
-    _, _, user_train, _, _, _ = build(tmp_path, train_rows="user", n_layers=2)
+    _, _, prefix_train, _, _, model = build_blairclip(tmp_path, train_rows="prefix", n_layers=2)
+    _, _, user_train, _, _, _ = build_blairclip(tmp_path, train_rows="user", n_layers=2)
     model.eval()
 
     def all_losses(loader, per_position):

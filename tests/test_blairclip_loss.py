@@ -14,7 +14,7 @@ from recbole_blairclip.model.loss import (
     clip_loss,
     contrastive_loss,
 )
-from test_blairclip_model import build, write_blairclip_dataset
+from conftest import build_blairclip, write_blairclip_dataset
 
 
 def numpy_clip_loss(logits):
@@ -101,7 +101,7 @@ def test_trainer_clamps_the_logit_scale_after_every_optimizer_step(tiny):
     from recbole_blairclip.quick_start import build_trainer
 
     max_scale = 20.0
-    config, dataset, train, valid, test, model = build(tiny, max_logit_scale=max_scale, learning_rate=0.5)
+    config, dataset, train, valid, test, model = build_blairclip(tiny, max_logit_scale=max_scale, learning_rate=0.5)
     trainer = build_trainer(config, model)
     seen = []
     trainer.optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append(model.logit_scale.item()))
@@ -118,7 +118,7 @@ def test_trainer_clamps_the_logit_scale_after_every_optimizer_step(tiny):
             assert seen[0] == 0.0
     assert seen[-1] != 1.0  # inside the bounds the scale is learned: it moved from 1.0
     # without the trainer's hook nothing clamps: the same step leaves the scale out of bounds
-    *_, bare = build(tiny, max_logit_scale=max_scale)
+    *_, bare = build_blairclip(tiny, max_logit_scale=max_scale)
     optimizer = torch.optim.SGD(bare.parameters(), lr=0.0)
     with torch.no_grad():
         bare.logit_scale.fill_(10.0)

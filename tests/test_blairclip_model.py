@@ -6,50 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_tiny_dataset
+from conftest import (
+    COLD, blairclip_config, build_blairclip, write_blairclip_dataset, write_random_features, write_tiny_dataset,
+)
 from recbole_blairclip.errors import ConfigError, DatasetError
-from recbole_blairclip.features.store import read_items, write_features
-
-TINY = dict(embedding_size=16, n_layers=1, n_heads=2, inner_size=32, train_batch_size=64, eval_batch_size=256,
-            show_progress=False, seed=7, epochs=2, text_features="randtext", image_features="randimg")
-COLD = "cold1"
-
-
-def write_random_features(folder, name="tiny", text_dim=10, image_dim=12, seed=0, with_image=True):
-    """Random text / image features for every item of <name>.item; the cold item gets no image."""
-    items = read_items(os.path.join(folder, f"{name}.item"))
-    rng = np.random.default_rng(seed)
-    n = len(items.item_ids)
-    kwargs = {}
-    if with_image:
-        mask = rng.random(n) > 0.3
-        mask[[k for k, item in enumerate(items.item_ids) if item == COLD]] = False
-        kwargs = dict(image=rng.normal(size=(n, image_dim)) * mask[:, None], image_mask=mask,
-                      image_meta={"tag": "randimg"})
-    return write_features(folder, items, text=rng.normal(size=(n, text_dim)), text_meta={"tag": "randtext"}, **kwargs)
-
-
-def write_blairclip_dataset(root, name="tiny", cold=True, with_image=True, seed=0):
-    """The conftest tiny dataset, plus one catalogue item no user ever touched, plus its features."""
-    folder = write_tiny_dataset(str(root), name=name, seed=seed)
-    if cold:
-        with open(os.path.join(folder, f"{name}.item"), "a", encoding="utf-8") as f:
-            f.write(f"{COLD}\ta brand new product nobody bought\n")
-    write_random_features(folder, name=name, with_image=with_image)
-    return folder
-
-
-def config_for(tmp_path, **overrides):
-    return dict(TINY, data_path=str(tmp_path / "dataset_atomic"), output_dir=str(tmp_path / "out"), **overrides)
-
-
-def build(tmp_path, **overrides):
-    """(config, dataset, train, valid, test, model) without training."""
-    from recbole_blairclip.quick_start import build_model, make_config, prepare
-
-    config = make_config("BLaIRCLIP", "tiny", config_dict=config_for(tmp_path, **overrides))
-    dataset, train, valid, test = prepare(config)
-    return config, dataset, train, valid, test, build_model(config, train)
+from recbole_blairclip.features.store import read_items
 
 
 @pytest.fixture
@@ -63,7 +24,7 @@ def first_batch(loader):
 
 
 def test_loss_falls_and_both_terms_are_returned(tmp_path, data):
-    config, dataset, train, valid, test, model = build(tmp_path, learning_rate=0.01)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path, learning_rate=0.01)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     totals = []
     for _ in range(6):
@@ -83,7 +44,7 @@ def test_loss_falls_and_both_terms_are_returned(tmp_path, data):
 
 
 def test_shapes_and_predict_agrees_with_full_sort(tmp_path, data):
-    config, dataset, train, valid, test, model = build(tmp_path, item_chunk_size=7)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path, item_chunk_size=7)
     model.eval()
     interaction = first_batch(test)[0]
     with torch.no_grad():
@@ -100,7 +61,7 @@ def test_shapes_and_predict_agrees_with_full_sort(tmp_path, data):
 
 
 def test_item_matrix_once_per_evaluation(tmp_path, data):
-    config, dataset, train, valid, test, model = build(tmp_path)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path)
     calls = []
     original = model.item_parts
     model.item_parts = lambda ids: calls.append(len(ids)) or original(ids)
@@ -121,7 +82,7 @@ def test_item_matrix_once_per_evaluation(tmp_path, data):
 
 
 def test_cold_item_gets_finite_content_score(tmp_path, data):
-    config, dataset, train, valid, test, model = build(tmp_path)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path)
     cold = dataset.token2id("item_id", COLD)
     train_items = set(train.dataset.inter_feat["item_id"].tolist()) if hasattr(train, "dataset") else set()
     train_items |= set(train._dataset.inter_feat["item_id"].tolist())
@@ -149,7 +110,7 @@ def test_cold_item_gets_finite_content_score(tmp_path, data):
     dict(fusion="gated", seq_encoder="mean", pooler_type="cls", train_rows="prefix"),
 ])
 def test_ablation_switches(tmp_path, data, overrides):
-    config, dataset, train, valid, test, model = build(tmp_path, **overrides)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path, **overrides)
     rec, contrastive = model.calculate_loss(first_batch(train))
     assert torch.isfinite(rec) and rec.item() > 0
     if overrides.get("use_image") is False or overrides.get("clip_weight") == 0.0:
@@ -166,8 +127,8 @@ def test_text_only_needs_no_image_features(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_blairclip_dataset(tmp_path / "dataset_atomic", with_image=False)
     with pytest.raises(DatasetError, match="no image features"):
-        build(tmp_path)
-    *_, model = build(tmp_path, use_image=False)
+        build_blairclip(tmp_path)
+    *_, model = build_blairclip(tmp_path, use_image=False)
     assert model.use_image is False
 
 
@@ -175,14 +136,14 @@ def test_saved_reload_and_same_seed_same_metrics(tmp_path, data):
     from recbole_blairclip import run
     from recbole_blairclip.compat import load_recbole_checkpoint
 
-    cfg = config_for(tmp_path, epochs=2)
+    cfg = blairclip_config(tmp_path, epochs=2)
     first = run("BLaIRCLIP", "tiny", config_dict=cfg, saved=True)
     second = run("BLaIRCLIP", "tiny", config_dict=dict(cfg, output_dir=str(tmp_path / "out2")), saved=True)
     assert first["test_result"] == second["test_result"]
     assert first["best_valid_result"] == second["best_valid_result"]
     assert os.path.isfile(first["checkpoint"])
     checkpoint = load_recbole_checkpoint(first["checkpoint"])
-    config, dataset, train, valid, test, model = build(tmp_path)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     # the reloaded model reproduces the reported test Recall@50 with our own computation (valid + train items
@@ -207,22 +168,22 @@ def test_bad_inputs_raise_clear_errors(tmp_path, data):
     json_path = os.path.join(data, "tiny.features.json")
     meta = json.load(open(json_path))
     with pytest.raises(ConfigError, match="fusion"):
-        build(tmp_path, fusion="product")
+        build_blairclip(tmp_path, fusion="product")
     with pytest.raises(DatasetError, match="text_features"):
-        build(tmp_path, text_features="blair-roberta-base")
+        build_blairclip(tmp_path, text_features="blair-roberta-base")
     # NaN row
     arr = np.load(os.path.join(data, "tiny.randtext.text.npy"))
     arr[3, 0] = np.nan
     np.save(os.path.join(data, "tiny.randtext.text.npy"), arr)
     with pytest.raises(DatasetError):
-        build(tmp_path)
+        build_blairclip(tmp_path)
     # dimension mismatch between the array and features.json
     write_random_features(data)
     meta = json.load(open(json_path))
     meta["text"]["dim"] = 99
     json.dump(meta, open(json_path, "w"))
     with pytest.raises(DatasetError, match="shape"):
-        build(tmp_path)
+        build_blairclip(tmp_path)
     # features of another dataset copied next to this one
     other = write_tiny_dataset(str(tmp_path / "elsewhere"), name="other", n_items=50)
     write_random_features(other, name="other")
@@ -231,11 +192,11 @@ def test_bad_inputs_raise_clear_errors(tmp_path, data):
             os.replace(os.path.join(other, f), os.path.join(data, f))
     os.replace(os.path.join(other, "other.features.json"), json_path)
     with pytest.raises(DatasetError, match="changed since the features were extracted"):
-        build(tmp_path)
+        build_blairclip(tmp_path)
     # missing features
     os.remove(json_path)
     with pytest.raises(DatasetError, match="blairclip features"):
-        build(tmp_path)
+        build_blairclip(tmp_path)
 
 
 def _tiny_roberta(folder, texts):
@@ -263,7 +224,7 @@ def test_finetune_mode_with_tiny_roberta(tmp_path, data):
     encoder = _tiny_roberta(str(tmp_path / "roberta"), texts)
     overrides = dict(text_mode="finetune", text_encoder=encoder, text_max_length=12, finetune_layers=1,
                      pooler_type="cls", text_features=None)
-    config, dataset, train, valid, test, model = build(tmp_path, **overrides)
+    config, dataset, train, valid, test, model = build_blairclip(tmp_path, **overrides)
     layers = model.item_tower.text_tower.encoder.encoder.layer
     bottom = [p.detach().clone() for p in layers[0].parameters()]
     top = [p.detach().clone() for p in layers[1].parameters()]
@@ -285,7 +246,7 @@ def test_finetune_mode_with_tiny_roberta(tmp_path, data):
     # the whole pipeline (trainer, checkpoint reload) in finetune mode
     from recbole_blairclip import run
 
-    result = run("BLaIRCLIP", "tiny", config_dict=config_for(tmp_path, epochs=1, **overrides), saved=True)
+    result = run("BLaIRCLIP", "tiny", config_dict=blairclip_config(tmp_path, epochs=1, **overrides), saved=True)
     assert 0.0 <= result["test_result"]["recall@50"] <= 1.0
 
 
@@ -293,14 +254,14 @@ def test_finetune_mode_with_tiny_roberta(tmp_path, data):
 def test_runs_on_cuda(tmp_path, data):
     from recbole_blairclip import run
 
-    result = run("BLaIRCLIP", "tiny", config_dict=config_for(tmp_path, epochs=1, use_gpu=True), saved=True)
+    result = run("BLaIRCLIP", "tiny", config_dict=blairclip_config(tmp_path, epochs=1, use_gpu=True), saved=True)
     assert result["device"].startswith("cuda")
 
 
 def test_hybrid_unseen_item_scores_from_content_alone(tmp_path, data):
     """unseen_item_id: false: the item no user touched gets exactly its content embedding, a training item
     content + id; with unseen_item_id: true (plain use_item_id) the unseen item adds its (untrained) id."""
-    *_, dataset, train, valid, test, model = build(tmp_path, use_item_id=True, unseen_item_id=False,
+    *_, dataset, train, valid, test, model = build_blairclip(tmp_path, use_item_id=True, unseen_item_id=False,
                                                    use_image=False)
     cold = dataset.token2id("item_id", COLD)
     warm = int(train._dataset.inter_feat["item_id"][0])
@@ -311,7 +272,7 @@ def test_hybrid_unseen_item_scores_from_content_alone(tmp_path, data):
     assert torch.equal(fused[0], text[0])
     assert torch.allclose(fused[1], text[1] + ids[1])
     assert ids[0].abs().sum() > 0  # the id row exists, it is just not used
-    *_, plain = build(tmp_path, use_item_id=True, use_image=False)
+    *_, plain = build_blairclip(tmp_path, use_item_id=True, use_image=False)
     plain.eval()
     with torch.no_grad():
         fused_plain, text_plain, _ = plain.item_parts(torch.tensor([cold]))
@@ -323,12 +284,12 @@ def test_item_id_dropout(tmp_path, data):
     batch = None
     losses = []
     for overrides in (dict(), dict(item_id_dropout=0.0)):
-        *_, train, valid, test, model = build(tmp_path, use_item_id=True, use_image=False, **overrides)
+        *_, train, valid, test, model = build_blairclip(tmp_path, use_item_id=True, use_image=False, **overrides)
         batch = batch or first_batch(train)
         torch.manual_seed(0)
         losses.append(model.calculate_loss(batch)[0].item())
     assert losses[0] == losses[1]
-    *_, model = build(tmp_path, use_item_id=True, use_image=False, item_id_dropout=1.0)
+    *_, model = build_blairclip(tmp_path, use_item_id=True, use_image=False, item_id_dropout=1.0)
     ids = torch.arange(model.n_items)
     model.train()
     fused, text, _ = model.item_parts(ids)

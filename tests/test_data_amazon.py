@@ -4,28 +4,12 @@ import json
 
 import pytest
 
+from conftest import r23, write_lines
 from recbole_blairclip.data import amazon
 from recbole_blairclip.data.atomic import read_columns
 from recbole_blairclip.data.convert import convert
 from recbole_blairclip.data.text import _TAG_RE, clean_text, to_category_tokens
 from recbole_blairclip.errors import DatasetError
-
-
-def r23(user, item, ts, rating=5.0, **extra):
-    d = {"rating": rating, "title": "t", "text": "x", "images": [], "asin": item + "V", "parent_asin": item,
-         "user_id": user, "timestamp": ts, "helpful_vote": 0, "verified_purchase": True}
-    d.update(extra)
-    return json.dumps(d).encode()
-
-
-def write_lines(path, lines, gz=False):
-    data = b"".join(lines)
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-    return str(path)
 
 
 # line numbers below are 1-based positions in this list

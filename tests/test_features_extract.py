@@ -5,20 +5,18 @@ transformers encoders are covered in test_features_models.py.
 """
 import hashlib
 import json
-import random
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import COLORS, ITEM_HEADER as HEADER, text_of, write_shop_dataset
 from recbole_blairclip.errors import ConfigError, DatasetError
 from recbole_blairclip.features import extract as extract_mod
 from recbole_blairclip.features.extract import extract_features
 from recbole_blairclip.features.image import PixelsImageEncoder
 from recbole_blairclip.features.store import load_features
 
-HEADER = "item_id:token\titem_text:token_seq\ttitle:token_seq\tcategories:token_seq\tstore:token\timage_url:token"
-COLORS = {k: ((37 * k) % 256, (91 * k) % 256, (53 * k) % 256) for k in range(40)}
 
 
 def hash_row(text, dim=6):
@@ -44,28 +42,6 @@ class HashText:
         return np.stack([hash_row(t) for t in texts])
 
 
-def text_of(k):
-    return f"item {k} " + " ".join(["word"] * k)
-
-
-def make_dataset(root, n=23, shuffle_seed=None, name="shop"):
-    """Items k = 0..n-1 with text 'item k ...' and a solid-colour image; a few images missing or broken."""
-    folder = root / name
-    (folder / "images").mkdir(parents=True)
-    rows = [f"P{k:03d}\t{text_of(k)}\tt{k}\tc\ts\t" for k in range(n)]
-    if shuffle_seed is not None:
-        random.Random(shuffle_seed).shuffle(rows)
-    (folder / f"{name}.item").write_text(HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    for k in range(n):
-        if k % 7 == 3:
-            continue  # missing
-        if k % 7 == 5:
-            (folder / "images" / f"P{k:03d}.jpg").write_bytes(b"\xff\xd8 broken")
-            continue
-        Image.new("RGB", (12 + k, 9), COLORS[k]).save(folder / "images" / f"P{k:03d}.png")
-    return folder
-
-
 def expected_pixel(k):
     x = np.full(3 * 2 * 2, 0, np.float32).reshape(2, 2, 3)
     x[:] = np.array(COLORS[k], np.float32) / 255
@@ -74,7 +50,7 @@ def expected_pixel(k):
 
 
 def test_rows_follow_shuffled_item_file_and_masks(tmp_path):
-    folder = make_dataset(tmp_path, shuffle_seed=3)
+    folder = write_shop_dataset(tmp_path, shuffle_seed=3)
     feats = extract_features(folder, HashText(), PixelsImageEncoder(size=2), chunk_size=5, progress=False)
     ids = [line.split("\t")[0] for line in (folder / "shop.item").read_text().splitlines()[1:]]
     assert feats.item_ids == ids and ids != sorted(ids)
@@ -101,10 +77,10 @@ def test_rows_follow_shuffled_item_file_and_masks(tmp_path):
 
 
 def test_resume_after_interruption_gives_the_same_files(tmp_path):
-    clean = make_dataset(tmp_path / "a", shuffle_seed=1)
+    clean = write_shop_dataset(tmp_path / "a", shuffle_seed=1)
     extract_features(clean, HashText(), PixelsImageEncoder(size=3, pca_dim=4), chunk_size=4, progress=False)
 
-    folder = make_dataset(tmp_path / "b", shuffle_seed=1)
+    folder = write_shop_dataset(tmp_path / "b", shuffle_seed=1)
     crashing = HashText(fail_after=3)
     with pytest.raises(KeyboardInterrupt):
         extract_features(folder, crashing, PixelsImageEncoder(size=3, pca_dim=4), chunk_size=4, progress=False)
@@ -135,9 +111,9 @@ def test_resume_after_interruption_gives_the_same_files(tmp_path):
 
 
 def test_deterministic(tmp_path):
-    a = extract_features(make_dataset(tmp_path / "a"), HashText(), PixelsImageEncoder(size=4, pca_dim=3),
+    a = extract_features(write_shop_dataset(tmp_path / "a"), HashText(), PixelsImageEncoder(size=4, pca_dim=3),
                          chunk_size=100, progress=False)
-    b = extract_features(make_dataset(tmp_path / "b"), HashText(), PixelsImageEncoder(size=4, pca_dim=3),
+    b = extract_features(write_shop_dataset(tmp_path / "b"), HashText(), PixelsImageEncoder(size=4, pca_dim=3),
                          chunk_size=3, progress=False)
     np.testing.assert_array_equal(a.text, b.text)
     np.testing.assert_array_equal(a.image, b.image)
@@ -145,7 +121,7 @@ def test_deterministic(tmp_path):
 
 
 def test_reextracting_after_item_change_is_needed(tmp_path):
-    folder = make_dataset(tmp_path)
+    folder = write_shop_dataset(tmp_path)
     extract_features(folder, HashText(), "pixels", pixels_size=2, progress=False)
     with open(folder / "shop.item", "a", encoding="utf-8") as fh:
         fh.write("P999\tnew item\tt\tc\ts\t\n")
@@ -157,7 +133,7 @@ def test_reextracting_after_item_change_is_needed(tmp_path):
 
 
 def test_text_only_and_errors(tmp_path):
-    folder = make_dataset(tmp_path)
+    folder = write_shop_dataset(tmp_path)
     feats = extract_features(folder, HashText(), None, progress=False)
     assert feats.image is None and feats.meta["image"] is None
     with pytest.raises(ConfigError, match="nothing to extract"):

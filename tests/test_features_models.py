@@ -11,55 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import ITEM_HEADER as HEADER, TEXTS
 from recbole_blairclip.errors import ConfigError
 from recbole_blairclip.features.extract import extract_features
 from recbole_blairclip.features.image import ClipImageEncoder
 from recbole_blairclip.features.pretrained import encoder_tag, resolve_source
 from recbole_blairclip.features.text import TextEncoder
-
-HEADER = "item_id:token\titem_text:token_seq\ttitle:token_seq\tcategories:token_seq\tstore:token\timage_url:token"
-TEXTS = [f"stainless {w} for fridge model {k} with {'extra ' * (k % 4)}parts"
-         for k, w in enumerate(["water filter", "door seal", "ice maker", "drain hose", "heating element",
-                                "dryer vent", "oven knob", "washer pump", "light bulb", "shelf bin"])]
-
-
-@pytest.fixture(scope="module")
-def tiny_roberta(tmp_path_factory):
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
-
-    folder = tmp_path_factory.mktemp("models") / "tiny-roberta"
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(TEXTS, vocab_size=300, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    tok = RobertaTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                               pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
-    torch.manual_seed(0)
-    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=66, pad_token_id=tok.pad_token_id,
-                        bos_token_id=0, eos_token_id=2)
-    RobertaModel(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    folder = tmp_path_factory.mktemp("models") / "tiny-clip"
-    torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=99, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=12)
-    CLIPModel(cfg).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return str(folder)
-
 
 def reference_text(folder, texts, pooling, max_length):
     """Independent computation: each text alone (no padding), straight through transformers."""

@@ -1,7 +1,7 @@
 """``extract_features(address=...)``: the encoders run as Ray Data batches on encoder actors of a local
 Ray (started in this process on 127.0.0.1, 2 CPUs, no dashboard, shut down at the end); the written
 files are byte-identical to a local run's, and an interrupted run resumes with only the missing chunks.
-Tiny random RoBERTa and CLIP models (built by test_features_models.py's fixtures) are loaded by path.
+Tiny random RoBERTa and CLIP models (built by conftest.py's fixtures) are loaded by path.
 """
 import json
 import shutil
@@ -9,9 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from test_features_extract import make_dataset
-from test_features_models import tiny_clip, tiny_roberta  # noqa: F401 - fixtures
-
+from conftest import write_shop_dataset
 from recbole_blairclip.features import distributed
 from recbole_blairclip.features import extract as extract_mod
 from recbole_blairclip.features.extract import extract_features
@@ -50,9 +48,9 @@ def local_ray(monkeypatch):
     ray.shutdown()
 
 
-def test_ray_run_is_byte_identical_to_local_and_resumes(tmp_path, tiny_roberta, tiny_clip, monkeypatch,  # noqa: F811
+def test_ray_run_is_byte_identical_to_local_and_resumes(tmp_path, tiny_roberta, tiny_clip, monkeypatch,
                                                         local_ray):
-    folder = make_dataset(tmp_path, n=23)
+    folder = write_shop_dataset(tmp_path, n=23)
     kw = dict(max_length=32, chunk_size=4, batch_size=3, image_batch_size=2, threads=1, progress=False)
     extract_features(folder, tiny_roberta, tiny_clip, **kw)
     local = outputs(folder)

@@ -4,13 +4,11 @@ import json
 import numpy as np
 import pytest
 
+from conftest import ITEM_HEADER as HEADER
 from recbole_blairclip.errors import DatasetError
 from recbole_blairclip.features.store import (
     Features, load_features, read_items, sha256_file, write_features,
 )
-
-HEADER = "item_id:token\titem_text:token_seq\ttitle:token_seq\tcategories:token_seq\tstore:token\timage_url:token"
-
 
 def make_dataset(tmp_path, ids=("i1", "i2", "i3"), name="toy"):
     folder = tmp_path / name

@@ -235,8 +235,9 @@ def test_saved_run_reloads_the_checkpoint(tiny_data):
     assert again["result"] == pytest.approx(result["test_result"], abs=1e-9)
 
 
-@pytest.mark.parametrize("head_max", [0, 3, 128, 10**6])
-def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeypatch, head_max):
+@pytest.mark.parametrize("head_max, scatter_cost", [(0, 1e9), (3, 1e9), (128, 1e9), (10**6, 1e9), (10**6, 0),
+                                                     (10**6, 60)])
+def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeypatch, head_max, scatter_cost):
     """CPU scoring (dense GEMM over the most frequent terms + sparse x sparse over the rest) against
     scipy: profile = weights x X, cosine with every item row; the same for the CUDA-path SpMM."""
     import scipy.sparse as sp
@@ -245,10 +246,11 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2], user_profile="recency",
                             recency_decay=0.7)
     monkeypatch.setattr(tfidf_module, "_HEAD_MAX", head_max)
-    model._parts = None
+    monkeypatch.setattr(tfidf_module, "_SCATTER_COST", scatter_cost)  # 1e9: every term wants the head, 0: none
+    model.__dict__.pop("_cache", None)  # the CPU split is rebuilt with this head size
     X = sp.csr_matrix((model.item_val.numpy(), model.item_col.numpy(), model.item_crow.numpy()),
                       shape=(model.n_items, int(model.n_terms))).astype(np.float64)
-    rng = np.random.default_rng(head_max)
+    rng = np.random.default_rng(head_max + int(scatter_cost))
     hist = torch.from_numpy(rng.integers(0, model.n_items, size=(25, 6)))
     lengths = torch.from_numpy(rng.integers(1, 7, size=25))
     hist = torch.where(torch.arange(6)[None, :] < lengths[:, None], hist, torch.zeros_like(hist))
@@ -268,12 +270,12 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     np.testing.assert_allclose(got, expected, atol=1e-6)
     n_head = model.score_parts()["n_head"]
     nnz = model.item_val.numel()
-    assert n_head == min(head_max, int(model.n_terms), tfidf_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
+    cap = min(head_max, int(model.n_terms), tfidf_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
+    assert n_head <= cap
+    if scatter_cost in (0, 1e9):  # the cost rule at its ends: no term, or every term the caps allow
+        assert n_head == (cap if scatter_cost else 0)
     assert model.score_parts()["head"].numel() <= tfidf_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
-    # the CUDA path's profile entries + SpMM give the same cosines
-    indices, values, norms = model.profile_entries(hist, model.history_weights(hist, lengths))
-    block = torch.sparse_coo_tensor(indices, values, (int(model.n_terms), 25)).to_dense()
-    dots = torch.sparse.mm(model.item_matrix(), block).t().double()
-    denom = norms.double()[:, None] * model.item_norm.double()[None, :]
-    spmm = torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), dtype=torch.float64))
+    # the CUDA path (the same unit profiles, sparse item matrix x dense block) gives the same cosines
+    P = model.profiles(hist, model.history_weights(hist, lengths))
+    spmm = model._scores_spmm(P, torch.empty(25, model.n_items), torch.zeros(int(model.n_terms), 30))
     np.testing.assert_allclose(spmm.numpy(), expected, atol=1e-6)

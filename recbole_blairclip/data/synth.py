@@ -45,6 +45,7 @@ import shutil
 import numpy as np
 
 from recbole_blairclip.errors import DatasetError
+from recbole_blairclip.io import replacing
 
 try:
     import orjson
@@ -409,8 +410,7 @@ def draw_image(cat, k, types, size):
 
 
 def _write_gz(path, chunks, level):
-    tmp = path + f".tmp-{os.getpid()}"
-    try:
+    with replacing(path) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                                                     compresslevel=level) as gz:
             buf = []
@@ -421,11 +421,6 @@ def _write_gz(path, chunks, level):
                     buf = []
             if buf:
                 gz.write(b"\n".join(buf) + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def synthesize(out, users=30000, items=2000, seed=0, category="Appliances", images=True, image_size=64,
@@ -488,7 +483,7 @@ def synthesize(out, users=30000, items=2000, seed=0, category="Appliances", imag
             raise
     colours = list(COLOURS)
     truth_path = os.path.join(out, "items_truth.tsv")
-    with open(truth_path + ".tmp", "w", encoding="utf-8", newline="\n") as f:
+    with replacing(truth_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write("item_id\ttype\tkind\tbrand\tstore\tcolour\tcolour_in_text\thas_meta\thas_image\n")
         for k in range(items):
             t = int(cat["type"][k])
@@ -497,7 +492,6 @@ def synthesize(out, users=30000, items=2000, seed=0, category="Appliances", imag
                     f"{BRANDS[cat['brand'][k]] if prim else PART_MAKERS[cat['maker'][k]]}\t{colours[cat['colour'][k]]}\t"
                     f"{int(cat['colour_in_text'][k])}\t{int(cat['has_meta'][k])}\t"
                     f"{int(cat['has_image'][k] and images)}\n")
-    os.replace(truth_path + ".tmp", truth_path)
     summary = {"seed": seed, "users": users, "items": items, "category": category, "reviews": n_rev[0],
                "meta_records": int(cat["has_meta"].sum()), "images": n_images, "image_size": image_size,
                "activity_exponent": activity_exponent, "complement_prob": complement_prob,

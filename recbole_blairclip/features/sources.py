@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_blairclip.io import sha256_text
+from recbole_blairclip.io import replacing, sha256_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -212,9 +212,8 @@ def _fetch_body(url, dest, timeout, max_bytes):
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise _Permanent(f"image larger than the {max_bytes}-byte cap ({length} bytes)")
-            tmp = dest.with_name(f"{dest.name}.part-{os.getpid()}-{id(dest)}")
             size = 0
-            try:
+            with replacing(dest) as tmp:
                 with open(tmp, "wb") as fh:
                     while True:
                         block = response.read1(1 << 16)  # one socket read: the deadline can cut in
@@ -228,10 +227,6 @@ def _fetch_body(url, dest, timeout, max_bytes):
                     raise _Permanent("empty response")
                 if length and length.isdigit() and size != int(length):
                     raise http.client.IncompleteRead(b"", int(length) - size)  # cut short: retried, not cached
-                os.replace(tmp, dest)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
     except urllib.error.HTTPError as exc:
         if exc.code == 429 or exc.code >= 500:
             raise

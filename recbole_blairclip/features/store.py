@@ -12,16 +12,16 @@ In ``dataset_atomic/<name>/`` (row i = the i-th item of ``<name>.item``, in file
 and raises :class:`~recbole_blairclip.errors.DatasetError` (naming the file and what to do) on any
 mismatch, missing file, wrong shape or NaN row.
 """
+import contextlib
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from recbole_blairclip.errors import DatasetError
-from recbole_blairclip.io import field_name, sha256_file, temp_name, write_json
+from recbole_blairclip.io import field_name, replacing, sha256_file, write_json
 
 FORMAT_VERSION = 1
 RERUN = "rerun `blairclip features --dataset {dir}` to rebuild the features"
@@ -108,13 +108,6 @@ def read_items(path, columns=None):
 
 
 # ---------------------------------------------------------------- writing
-def _atomic_save_npy(path, array):
-    tmp = temp_name(path)
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    return tmp
-
-
 def write_features(dataset_dir, items, text=None, text_meta=None, image=None, image_mask=None, image_meta=None,
                    extra=None):
     """Write the arrays and ``<name>.features.json`` for ``items`` (an :class:`ItemTable`).
@@ -156,15 +149,18 @@ def write_features(dataset_dir, items, text=None, text_meta=None, image=None, im
         meta["image"] = dict(image_meta, file=names["image"], mask_file=names["image_mask"],
                              dim=int(image.shape[1]), dtype="float32",
                              num_with_image=int(image_mask.sum()), num_missing=int(n - image_mask.sum()))
-    temps = [(dataset_dir / fname, _atomic_save_npy(dataset_dir / fname, arr)) for fname, arr in arrays]
-    checksums = {final.name: sha256_file(tmp) for final, tmp in temps}
-    for section in ("text", "image"):
-        if meta[section] is not None:
-            meta[section]["sha256"] = checksums[meta[section]["file"]]
-            if section == "image":
-                meta[section]["mask_sha256"] = checksums[meta[section]["mask_file"]]
-    for final, tmp in temps:
-        os.replace(tmp, final)
+    with contextlib.ExitStack() as stack:  # every array renamed into place only once all are written
+        checksums = {}
+        for fname, arr in arrays:
+            tmp = stack.enter_context(replacing(dataset_dir / fname))
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+            checksums[fname] = sha256_file(tmp)
+        for section in ("text", "image"):
+            if meta[section] is not None:
+                meta[section]["sha256"] = checksums[meta[section]["file"]]
+                if section == "image":
+                    meta[section]["mask_sha256"] = checksums[meta[section]["mask_file"]]
     json_path = features_json_path(dataset_dir, name)
     write_json(json_path, meta, indent=1)
     return json_path

@@ -6,15 +6,18 @@ through RecBole's TraditionalTrainer), a dummy parameter for the optimizer, a ze
 gradient, and all state in buffers (saved with the checkpoint, moved with ``.to(device)``).
 
 Sparse throughout. The item matrix X (items x vocabulary, rows as fitted by scikit-learn) is kept as the
-three 1-D arrays of a CSR matrix and rebuilt as a torch sparse CSR tensor on the model's device (CUDA
-when present) for scoring. A batch of users is scored as
+three 1-D arrays of a CSR matrix. A batch of users is scored as
 
-    P^T = sum of w * X[i]   over each user's history items i: the non-zeros of those rows scattered into
-                         a dense vocabulary x users block
-    S = (X @ P^T)^T      sparse x dense -> users x items, divided by |P_u| |X_j|   (cosine)
+    P = W @ X            W: users x items history weights (scipy CSR), so P holds only the non-zeros of
+                         the history rows; each row divided by its norm (TFIDF.profiles, every device)
+    S = P @ X^T / |X_j|  cosines, users x items
 
-so the only dense blocks are vocabulary x users (in chunks bounded by ``_DENSE_BUDGET`` floats) and the
-users x items score matrix every full-sort model returns; an items x vocabulary dense matrix never exists.
+On CPU, S is one dense GEMM over the most frequent terms (a small dense items x head block) written in
+place, plus a sparse x sparse product over the other terms added in place (TFIDF.score_parts); on CUDA,
+X as a torch sparse CSR tensor times P scattered into a dense vocabulary x users block. The only dense
+blocks are items x head (at most ``_HEAD_FLOATS_PER_NNZ`` floats per non-zero), vocabulary x users (CUDA,
+in chunks bounded by ``_DENSE_BUDGET`` floats) and the users x items score matrix every full-sort model
+returns; an items x vocabulary dense matrix never exists.
 
 The history of a user is the ``item_id_list`` / ``item_length`` of the evaluation row when present (the
 shared evaluation protocol hands every earlier interaction to models with ``uses_eval_history``: train
@@ -39,19 +42,8 @@ PROFILES = ("mean", "recency", "last")
 _DENSE_BUDGET = 1 << 24  # floats in one users x vocabulary block (64 MiB in float32)
 _HEAD_MAX = 256  # most frequent terms scored densely on CPU (see TFIDF.score_parts)
 _HEAD_FLOATS_PER_NNZ = 2  # the dense head holds at most this many floats per non-zero of the item matrix
-
-
-def segment_ids(counts):
-    """Segment index of every position of a concatenation of segments of ``counts`` lengths (device-side).
-
-    The same as ``torch.repeat_interleave(torch.arange(len(counts)), counts)``, which on CPU costs
-    milliseconds per call even for tiny inputs.
-    """
-    total = int(counts.sum())
-    starts = torch.cumsum(counts, 0) - counts
-    marks = torch.zeros(total + 1, dtype=torch.long, device=counts.device)
-    marks.index_add_(0, starts, torch.ones_like(starts))
-    return torch.cumsum(marks[:total], 0) - 1
+_SCATTER_COST = 60  # one scattered add of the sparse tail costs about this many head-GEMM multiply-adds (CPU,
+# measured on the benchmark shape, benchmarks/RESULTS.md); it sets the head size (TFIDF.head_size)
 
 
 def _item_file_columns(dataset):
@@ -254,56 +246,81 @@ class TFIDF(GeneralRecommender):
             weights = (present & (age == 0)).float()
         return weights
 
-    def profile_entries(self, hist, weights):
-        """The user profiles as coalesced sparse entries: (term, user) indices, values, and profile norms.
+    def _cached(self, name, build):
+        """``build()``, cached under ``name`` until a buffer changes (device move, checkpoint load)."""
+        key = (self.item_val.device, self.item_val.data_ptr(), self.item_val._version, self.item_col._version,
+               self.item_crow._version)
+        cache = self.__dict__.setdefault("_cache", {})
+        if name not in cache or cache[name][0] != key:
+            cache[name] = (key, build())
+        return cache[name][1]
 
-        Profile of a user = sum over its history items i of weight_i * X[i]; only the non-zeros of those
-        rows are touched.
+    def item_csr(self):
+        """The TF-IDF item matrix as scipy CSR on the CPU (the buffers themselves when they are there)."""
+        import scipy.sparse as sp
+
+        return self._cached("item_csr", lambda: sp.csr_matrix(
+            (self.item_val.cpu().numpy(), self.item_col.cpu().numpy(), self.item_crow.cpu().numpy()),
+            shape=(self.n_items, int(self.n_terms)),
+        ))
+
+    def profiles(self, hist, weights):
+        """The unit user profiles of a chunk, for every device: scipy CSR users x vocabulary (float32,
+        canonical: sorted columns, no repeats; a user without profile keeps an empty row).
+
+        Profile of a user = sum over its history items i of weight_i * X[i], one scipy product W @ X
+        (W: users x items history weights) that touches only the non-zeros of those rows; then divided by
+        its norm, so that its products with unit item rows are cosines.
         """
-        device = self.item_val.device
+        import scipy.sparse as sp
+
+        hist, weights = hist.cpu().numpy(), weights.cpu().numpy()
         n_users = hist.shape[0]
         keep = weights > 0
-        users = torch.arange(n_users, device=device)[:, None].expand_as(hist)[keep]
-        items, w = hist[keep], weights[keep]
-        starts = self.item_crow[items]
-        counts = self.item_crow[items + 1] - starts
-        segment = segment_ids(counts)  # which history entry each gathered non-zero belongs to
-        offsets = torch.cumsum(counts, 0) - counts
-        index = starts[segment] + torch.arange(len(segment), device=device) - offsets[segment]
-        entries = torch.sparse_coo_tensor(
-            torch.stack([self.item_col[index], users[segment]]),
-            self.item_val[index] * w[segment],
-            (int(self.n_terms), n_users),
-            check_invariants=False,
-        ).coalesce()
-        indices, values = entries.indices(), entries.values()
-        norms = torch.zeros(n_users, device=device).index_add_(0, indices[1], values * values).sqrt()
-        return indices, values, norms
+        rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
+        W = sp.csr_matrix((weights[keep], (rows, hist[keep])), shape=(n_users, self.n_items))
+        P = W @ self.item_csr()
+        P.sum_duplicates()
+        row_of = np.repeat(np.arange(n_users), np.diff(P.indptr))
+        norms = np.sqrt(np.bincount(row_of, weights=np.square(P.data, dtype=np.float64), minlength=n_users))
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        P.data = (P.data * inv[row_of]).astype(np.float32)
+        return P
 
     def score_parts(self):
         """The item side split for CPU scoring, built from the buffers and cached (not saved).
 
-        Terms sorted by document frequency: the ``head`` most frequent ones become a dense items x head
-        matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and ``_HEAD_FLOATS_PER_NNZ`` floats
-        per non-zero of the CSR matrix, so memory stays O(non-zeros)); the other ("tail") terms stay sparse as the
+        Terms sorted by document frequency: the ``head`` most frequent ones (:meth:`head_size`) become a
+        dense items x head matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and
+        ``_HEAD_FLOATS_PER_NNZ`` floats per non-zero of the CSR matrix, so memory stays O(non-zeros));
+        the other ("tail") terms stay sparse as the
         vocabulary x items CSR transpose, whose head rows are empty. A user's tail profile has a few
         hundred rare terms, so sparse x sparse touches only the items that share them.
         Rebuilt when a buffer changes (device move, checkpoint load).
         """
-        key = (self.item_val.device, self.item_val.data_ptr(), self.item_val._version, self.item_col._version,
-               self.item_crow._version)
-        cached = getattr(self, "_parts", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        return self._cached("score_parts", self._build_score_parts)
+
+    def head_size(self, df, nnz):
+        """How many of the most frequent terms to score densely, by cost: a head term costs one GEMM
+        column (``n_items`` multiply-adds per user); left in the tail it costs a user who has it ``df``
+        scattered adds (``_SCATTER_COST`` multiply-adds each), and a user of ``h`` history items (the mean
+        stored history) has it with probability ``1 - (1 - df / n_items) ** h``. Every term whose expected
+        tail cost is higher than its column goes to the head, capped by ``_HEAD_MAX`` and the memory bound
+        (``_HEAD_FLOATS_PER_NNZ`` floats per non-zero)."""
+        n_items = max(self.n_items, 1)
+        cap = int(min(_HEAD_MAX, len(df), _HEAD_FLOATS_PER_NNZ * nnz // n_items))
+        lengths = torch.diff(self.user_ptr).cpu().numpy()
+        h = float(lengths[lengths > 0].mean()) if (lengths > 0).any() else 1.0
+        share = 1.0 - (1.0 - np.asarray(df, dtype=np.float64) / n_items) ** h
+        return min(cap, int((_SCATTER_COST * df * share > n_items).sum()))
+
+    def _build_score_parts(self):
         import scipy.sparse as sp
 
         n_terms, device = int(self.n_terms), self.item_val.device
-        X = sp.csr_matrix(
-            (self.item_val.cpu().numpy(), self.item_col.cpu().numpy(), self.item_crow.cpu().numpy()),
-            shape=(self.n_items, n_terms),
-        )
+        X = self.item_csr()
         df = np.bincount(X.indices, minlength=n_terms)
-        n_head = int(min(_HEAD_MAX, n_terms, _HEAD_FLOATS_PER_NNZ * X.nnz // max(self.n_items, 1)))
+        n_head = self.head_size(df, X.nnz)
         order = np.argsort(-df, kind="stable")
         head = np.sort(order[:n_head])
         slot = np.full(n_terms, -1, dtype=np.int64)
@@ -319,43 +336,29 @@ class TFIDF(GeneralRecommender):
         XT_tail.sort_indices()
         with warnings.catch_warnings():  # "sparse CSR support is in beta state"
             warnings.simplefilter("ignore", UserWarning)
+            index = np.int32 if XT_tail.nnz < 2**31 and n_terms < 2**31 else np.int64  # int32: less to read
             tail = torch.sparse_csr_tensor(
-                torch.from_numpy(XT_tail.indptr.astype(np.int64)), torch.from_numpy(XT_tail.indices.astype(np.int64)),
+                torch.from_numpy(XT_tail.indptr.astype(index)), torch.from_numpy(XT_tail.indices.astype(index)),
                 torch.from_numpy(XT_tail.data.astype(np.float32)), size=(n_terms, self.n_items), device=device,
             )
-        parts = {
-            "raw": sp.csr_matrix(  # the buffers themselves (no copy on CPU): profiles are sums of raw rows
-                (self.item_val.cpu().numpy(), self.item_col.cpu().numpy(), self.item_crow.cpu().numpy()),
-                shape=(self.n_items, n_terms),
-            ),
+        return {
             "slot_np": slot,
             "slot": torch.from_numpy(slot).to(device),
             "head": torch.from_numpy(np.ascontiguousarray(X[:, head].toarray().T)).to(device),  # head x items
             "tail": tail,
+            "index": index,
             "n_head": n_head,
         }
-        self._parts = (key, parts)
-        return parts
 
-    def _scores_cpu(self, hist, weights, out):
-        """CPU cosines of a chunk, written into ``out`` (users x items, contiguous): profiles as one scipy
-        product W @ X (W: users x items history weights; canonical CSR, summed in one pass), divided by their
-        norms, then split into the dense head block and the sparse tail rows: one GEMM over the head terms
-        written in place, then one sparse x sparse product added in place (the users x items block is
-        written once and updated once: at this size scoring is bound by that memory traffic)."""
-        import scipy.sparse as sp
-
+    def _scores_cpu(self, P, out):
+        """CPU cosines of a chunk's unit profiles ``P`` (:meth:`profiles`), written into ``out`` (users x
+        items, contiguous): split into the dense head block and the sparse tail rows, one GEMM over the
+        head terms written in place, then one sparse x sparse product added in place (the users x items
+        block is written once and updated once: at this size scoring is bound by that memory traffic)."""
         parts = self.score_parts()
-        n_users = hist.shape[0]
-        keep = (weights > 0).numpy()
-        rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
-        W = sp.csr_matrix((weights.numpy()[keep], (rows, hist.numpy()[keep])), shape=(n_users, self.n_items))
-        P = W @ parts["raw"]
-        P.sum_duplicates()  # canonical: sorted columns, no repeats
+        n_users = P.shape[0]
         row_of = np.repeat(np.arange(n_users), np.diff(P.indptr))
-        norms = np.sqrt(np.bincount(row_of, weights=np.square(P.data, dtype=np.float64), minlength=n_users))
-        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        values = (P.data * inv[row_of]).astype(np.float32)
+        values = P.data
         slot = parts["slot_np"][P.indices]
         in_head = slot >= 0
         head_profile = np.zeros((n_users, parts["n_head"]), dtype=np.float32)
@@ -366,49 +369,58 @@ class TFIDF(GeneralRecommender):
             out.zero_()
         tail = ~in_head
         if tail.any():
-            crow = np.zeros(n_users + 1, dtype=np.int64)
+            index = parts["index"]  # the same index type as the tail's
+            crow = np.zeros(n_users + 1, dtype=index)
             crow[1:] = np.cumsum(np.bincount(row_of[tail], minlength=n_users))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 profile = torch.sparse_csr_tensor(
-                    torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(np.int64)),
+                    torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(index)),
                     torch.from_numpy(values[tail]), size=(n_users, int(self.n_terms)),
                 )
                 out.addmm_(profile, parts["tail"])  # dense += sparse x sparse, in place
         return out
 
+    def _scores_spmm(self, P, out, block):
+        """Cosines of a chunk's unit profiles ``P`` (:meth:`profiles`) on any device (the CUDA path): the
+        profiles go into ``block`` (a zero vocabulary x users dense block, at least as wide as the chunk;
+        only the touched entries are written and cleared again), multiplied by the sparse item matrix
+        and divided by the item norms, written into ``out`` (users x items)."""
+        device = out.device
+        P = P.tocoo()
+        terms = torch.from_numpy(P.col.astype(np.int64)).to(device)
+        users = torch.from_numpy(P.row.astype(np.int64)).to(device)
+        block = block[:, : P.shape[0]]
+        block[terms, users] = torch.from_numpy(P.data).to(device)
+        dots = torch.sparse.mm(self.item_matrix(), block)  # items x users: sparse x dense
+        block[terms, users] = 0.0
+        norm = self.item_norm[:, None]
+        out.copy_(torch.where(norm > 0, dots / norm.clamp_min(1e-30), torch.zeros((), device=device)).t())
+        return out
+
     def score_histories(self, hist, weights):
         """Cosine scores (users x items) of the weighted history profiles against every item.
 
-        Users are scored in chunks. On CPU each chunk is scored by :meth:`_scores_cpu` (dense GEMM over
-        the most frequent terms + sparse x sparse over the others); elsewhere (CUDA) the chunk's profiles
-        go into one reused dense vocabulary x users block (only the touched entries are written and
-        cleared again), multiplied by the sparse X. Both compute the same sums of products.
+        Users are scored in chunks, each chunk's unit profiles built by :meth:`profiles`. On CPU a chunk
+        is scored by :meth:`_scores_cpu` (dense GEMM over the most frequent terms + sparse x sparse over
+        the others); elsewhere (CUDA) by :meth:`_scores_spmm` (sparse item matrix x one reused dense
+        vocabulary x users block). Both compute the same sums of products.
         """
         n_users = hist.shape[0]
         n_terms = int(self.n_terms)
         device = self.item_val.device
-        hist, weights = hist.to(device), weights.to(device)
         if n_terms == 0 or n_users == 0:
             return torch.zeros(n_users, self.n_items, device=device)
-        split = device.type == "cpu"
-        X = None if split else self.item_matrix()
         chunk = max(1, min(n_users, _DENSE_BUDGET // n_terms))
-        block = None if split else torch.zeros(n_terms, chunk, device=device)
+        block = None if device.type == "cpu" else torch.zeros(n_terms, chunk, device=device)
         out = torch.empty(n_users, self.n_items, device=device)
         for start in range(0, n_users, chunk):
             stop = min(start + chunk, n_users)
-            if split:  # unit item rows x profile / |profile|: cosines, written in place
-                self._scores_cpu(hist[start:stop], weights[start:stop], out[start:stop])
-                continue
-            indices, values, norms = self.profile_entries(hist[start:stop], weights[start:stop])
-            if stop - start < block.shape[1]:
-                block = torch.zeros(n_terms, stop - start, device=device)
-            block[indices[0], indices[1]] = values
-            dots = torch.sparse.mm(X, block)  # items x users: sparse x dense
-            block[indices[0], indices[1]] = 0.0
-            denom = self.item_norm[:, None] * norms[None, :]
-            out[start:stop] = torch.where(denom > 0, dots / denom.clamp_min(1e-30), torch.zeros((), device=device)).t()
+            P = self.profiles(hist[start:stop], weights[start:stop])
+            if block is None:
+                self._scores_cpu(P, out[start:stop])
+            else:
+                self._scores_spmm(P, out[start:stop], block)
         return out
 
     # ------------------------------------------------------------------------------- RecBole model API
