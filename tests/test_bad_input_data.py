@@ -8,7 +8,7 @@ import pytest
 from conftest import r23, write_lines, write_tiny_dataset
 
 from recbole_blairclip.cli import main as blairclip
-from recbole_blairclip.data import amazon, atomic
+from recbole_blairclip.data import atomic, line_rules, reviews as review_file
 from recbole_blairclip.data import convert as convert_module
 from recbole_blairclip.data.atomic import read_columns, recover_replaced
 from recbole_blairclip.data.check import check_split
@@ -108,7 +108,7 @@ def test_check_split_reports_corrupt_files(tmp_path, capsys, damage, expected):
 def test_output_under_a_regular_file_fails_before_reading(tmp_path, monkeypatch, capsys):
     reviews = _reviews(tmp_path)
     (tmp_path / "afile").write_text("x")
-    monkeypatch.setattr(amazon, "read_reviews", lambda *a, **k: pytest.fail("input read before the check"))
+    monkeypatch.setattr(review_file, "read_reviews", lambda *a, **k: pytest.fail("input read before the check"))
     rc = blairclip(["convert", "--reviews", reviews, "--name", "d", "--out", str(tmp_path / "afile" / "out"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "cannot write into output folder" in err[0]
@@ -193,7 +193,7 @@ def test_padding_token_ids_are_bad_ids(tmp_path):
     meta_lines = open(_meta(tmp_path), "rb").read() + json.dumps({"parent_asin": "[PAD]"}).encode() + b"\n"
     meta = write_lines(tmp_path / "m2.jsonl", [meta_lines])
     for fast in (True, False):
-        rv = amazon.read_reviews(reviews, fast=fast)
+        rv = review_file.read_reviews(reviews, fast=fast)
         assert rv.issues.counts["bad_id"] == 3
     stats = convert(reviews, meta, name="p", out=str(tmp_path / "out"))
     assert stats["meta"]["bad_lines"]["bad_id"] == {"count": 1, "first_lines": [4]}
@@ -217,9 +217,9 @@ def test_check_split_flags_padding_token_ids(tmp_path):
 def test_year_3000_timestamps_are_bad_values(tmp_path, fast):
     year3000_ms = 32_503_680_000_000
     reviews = _reviews(tmp_path, [r23("U1", "I9", year3000_ms)])
-    rv = amazon.read_reviews(reviews, fast=fast)
+    rv = review_file.read_reviews(reviews, fast=fast)
     assert rv.issues.as_dict()["bad_value"] == {"count": 1, "first_lines": [8]}
-    assert len(rv.user) == 7 and rv.timestamp.max() < amazon.MAX_TIME
+    assert len(rv.user) == 7 and rv.timestamp.max() < line_rules.MAX_TIME
 
 
 @pytest.mark.parametrize("command", ["convert", "features"])

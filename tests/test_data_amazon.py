@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import r23, write_lines
-from recbole_blairclip.data import amazon
+from recbole_blairclip.data import meta as meta_file, reader, reviews as review_file
 from recbole_blairclip.data.atomic import read_columns
 from recbole_blairclip.data.convert import convert
 from recbole_blairclip.data.text import _TAG_RE, clean_text, to_category_tokens
@@ -76,17 +76,17 @@ def test_clean_text_rules():
 
 
 def test_image_url_both_layouts():
-    assert amazon.image_url_2023([{"large": "L0", "variant": "PT01"}, {"large": "LM", "variant": "MAIN"}]) == "LM"
-    assert amazon.image_url_2023({"large": [None, "L1"], "hi_res": ["H0", None], "variant": ["MAIN", "PT"]}) == "H0"
-    assert amazon.image_url_2023([]) == "" and amazon.image_url_2023(None) == ""
-    assert amazon.image_url_2018({"imageURLHighRes": [], "image": ["u1"], "imageURL": ["u0"]}) == "u1"
-    assert amazon.image_url_2018({"imageURLHighRes": ["h"], "imageURL": ["u0"]}) == "h"
+    assert meta_file.image_url_2023([{"large": "L0", "variant": "PT01"}, {"large": "LM", "variant": "MAIN"}]) == "LM"
+    assert meta_file.image_url_2023({"large": [None, "L1"], "hi_res": ["H0", None], "variant": ["MAIN", "PT"]}) == "H0"
+    assert meta_file.image_url_2023([]) == "" and meta_file.image_url_2023(None) == ""
+    assert meta_file.image_url_2018({"imageURLHighRes": [], "image": ["u1"], "imageURL": ["u0"]}) == "u1"
+    assert meta_file.image_url_2018({"imageURLHighRes": ["h"], "imageURL": ["u0"]}) == "h"
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_reviews_edge_cases(tmp_path, gz):
     path = write_lines(tmp_path / ("r.jsonl.gz" if gz else "r.jsonl"), REVIEW_LINES, gz=gz)
-    rv = amazon.read_reviews(path)
+    rv = review_file.read_reviews(path)
     assert rv.schema == "amazon2023"
     assert rv.lines == 23 and rv.blank_lines == 1
     bad = rv.issues.as_dict()
@@ -227,13 +227,13 @@ def test_fast_and_line_by_line_paths_agree(tmp_path, monkeypatch, gz):
     nbsp = r23("U\u00a0x", "I1", 1_600_000_000_000) + b"\n"  # NBSP inside: a bad id
     lines.insert(330, nbsp)
     path = write_lines(tmp_path / ("mix.jsonl.gz" if gz else "mix.jsonl"), lines, gz=gz)
-    monkeypatch.setattr(amazon, "_BLOCK", 700)  # many small blocks
+    monkeypatch.setattr(reader, "_BLOCK", 700)  # many small blocks
     calls = []
-    real_slow = amazon._slow_block
-    monkeypatch.setattr(amazon, "_slow_block", lambda *a: calls.append(1) or real_slow(*a))
-    fast = amazon.read_reviews(path)
+    real_slow = review_file._slow_block
+    monkeypatch.setattr(review_file, "_slow_block", lambda *a: calls.append(1) or real_slow(*a))
+    fast = review_file.read_reviews(path)
     n_slow = len(calls)
-    slow = amazon.read_reviews(path, fast=False)
+    slow = review_file.read_reviews(path, fast=False)
     assert 0 < n_slow < len(calls) - n_slow  # some blocks took each path
     for f in ("user", "item", "rating", "timestamp"):
         assert getattr(fast, f).tolist() == getattr(slow, f).tolist(), f

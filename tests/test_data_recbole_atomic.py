@@ -117,6 +117,24 @@ def test_rerun_is_byte_identical_and_failures_leave_nothing(atomic):
     assert not os.path.exists(root / "c") or os.listdir(root / "c") == []
 
 
+def test_gzip_input_gives_the_same_dataset(atomic):
+    import gzip
+
+    root = atomic["root"]
+    gz = {}
+    for key in ("inter", "item"):
+        with open(atomic[key], "rb") as f:
+            gz[key] = str(root / f"z.{key}")  # no .gz suffix: recognised by its magic bytes
+            with open(gz[key], "wb") as out:
+                out.write(gzip.compress(f.read()))
+    plain = convert_recbole(atomic["inter"], atomic["item"], name="d", out=str(root / "p"))
+    zipped = convert_recbole(gz["inter"], gz["item"], name="d", out=str(root / "z"))
+    assert plain["kept"]["interactions"] > 0 and plain["kept"] == zipped["kept"]
+    names = sorted(n for n in os.listdir(root / "p" / "d") if not n.endswith(".stats.json"))
+    match, mismatch, errors = filecmp.cmpfiles(root / "p" / "d", root / "z" / "d", names, shallow=False)
+    assert not mismatch and not errors and len(match) == len(names) >= 6
+
+
 def test_missing_field_then_given_by_flag(tmp_path):
     path = write(tmp_path / "f.inter", ["uid:token\tiid:token\tts:float"]
                  + [f"u{u}\ti{(u + k) % 5}\t{k}" for u in range(6) for k in range(4)])

@@ -1,7 +1,7 @@
 """Amazon Reviews raw files -> RecBole atomic dataset with a leave-one-out temporal split.
 
 ``convert(reviews, meta, name, out)`` reads the reviews (and optionally meta) file with
-:mod:`recbole_blairclip.data.amazon`, splits with :mod:`recbole_blairclip.data.split` and writes
+:mod:`recbole_blairclip.data.reviews` and :mod:`recbole_blairclip.data.meta`, splits with :mod:`recbole_blairclip.data.split` and writes
 ``<out>/<name>/<name>.{inter,train.inter,train_seq.inter,valid.inter,test.inter,item,stats.json}`` as
 FORMAT.md specifies, through a temporary folder renamed into place when complete. The same inputs and
 arguments give byte-identical files (the stats name the input files by base name only and hold no
@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 
-from recbole_blairclip.data import amazon
+from recbole_blairclip.data import meta as meta_file, reviews as review_file
 from recbole_blairclip.data.atomic import check_name, check_writable, recover_replaced, staged_folder, write_parts
+from recbole_blairclip.data.line_rules import LineIssues
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.errors import DatasetError
 from recbole_blairclip.io import write_json
@@ -128,14 +129,14 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     if meta is not None and not os.path.isfile(meta):
         raise DatasetError(f"{meta}: meta file not found")
 
-    rv = amazon.read_reviews(reviews, progress=progress)
+    rv = review_file.read_reviews(reviews, progress=progress)
     if len(rv.user) == 0:
         raise DatasetError(f"{reviews}: no valid review line ({rv.lines} lines; bad lines: "
                            f"{rv.issues.as_dict()}); nothing to convert")
 
     drop = None
     if meta is not None and not keep_items_without_meta:  # a cheap first pass: which items have meta
-        present = amazon.read_meta(meta, wanted=rv.item_index, progress=progress, build=False).items
+        present = meta_file.read_meta(meta, wanted=rv.item_index, progress=progress, build=False).items
         drop = np.array([it not in present for it in rv.item_names], dtype=bool)
     elif meta is None and not keep_items_without_meta:
         raise DatasetError("keep_items_without_meta=False (--drop-items-without-meta) needs a meta file")
@@ -151,12 +152,12 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     metas = {}
     meta_stats = None
     if meta is not None:
-        m = amazon.read_meta(meta, wanted=None if include_meta_items else kept_set, text_fields=text_fields,
-                             progress=progress, known=rv.item_index)
+        m = meta_file.read_meta(meta, wanted=None if include_meta_items else kept_set, text_fields=text_fields,
+                                progress=progress, known=rv.item_index)
         metas = m.items
         unknown = m.unknown_items
         if include_meta_items:  # "unknown" = meta items never reviewed; they are kept in .item
-            unknown = amazon.LineIssues()
+            unknown = LineIssues()
             for it in metas:
                 if it not in rv.item_index:
                     unknown.counts["unknown_item"] = unknown.counts.get("unknown_item", 0) + 1
@@ -173,7 +174,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
 
     # ---- strings per kept row -------------------------------------------------------------------
     un, inm = rv.user_names, rv.item_names
-    users_col = amazon.names_of(un, res.user)
+    users_col = review_file.names_of(un, res.user)
     items_col = [inm[i] for i in res.item.tolist()]
     base = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in
             zip(users_col, items_col, _float_str(res.rating), _float_str(res.timestamp))]
@@ -192,7 +193,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     kept_items = sorted(kept_set)
     if include_meta_items:
         kept_items = sorted(set(kept_items).union(metas))
-    empty = amazon.ItemMeta("", "", "", "", "")
+    empty = meta_file.ItemMeta("", "", "", "", "")
     item_lines = []
     n_no_meta = n_no_text = n_no_image = n_cut = 0
     for it in kept_items:

@@ -28,15 +28,18 @@ character RecBole cannot hold in a token), ``bad_value`` (a rating / time that i
 ``bad_list`` (a history with a bad token), ``inconsistent_sequence``. A header that lacks a needed
 column stops at once with one line naming the file, the fields found and the flag to pass.
 """
+import contextlib
 import json
 import os
 import time
 
 import numpy as np
 
-from recbole_blairclip.data.amazon import LineIssues, ItemMeta, valid_id
 from recbole_blairclip.data.atomic import check_name, staged_folder, write_parts
 from recbole_blairclip.data.convert import FORMAT_VERSION, _float_str, _part_counts
+from recbole_blairclip.data.line_rules import LineIssues, valid_id
+from recbole_blairclip.data.meta import ItemMeta
+from recbole_blairclip.data.reader import iter_lines
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.data.text import clean_text, to_category_tokens, to_token
 from recbole_blairclip.errors import DatasetError
@@ -46,17 +49,6 @@ TYPES = ("token", "token_seq", "float", "float_seq")
 DEFAULT_FIELDS = {"user": "user_id", "item": "item_id", "time": "timestamp", "rating": "rating"}
 FALLBACKS = {"title": ("title", "movie_title", "name"), "categories": ("categories", "genre", "class"),
              "store": ("store", "brand")}
-
-
-def _open_lines(path):
-    """Binary line iterator over ``path`` (plain text; ``.gz`` recognised by its magic bytes)."""
-    import gzip
-
-    if not os.path.isfile(path):
-        raise DatasetError(f"{path}: file not found")
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
 def read_header(path, line):
@@ -149,8 +141,8 @@ def read_interactions(paths, user_field=None, item_field=None, time_field=None, 
     for f_index, path in enumerate(paths):
         path = os.fspath(path)
         issues = LineIssues()
-        with _open_lines(path) as f:
-            header_line = f.readline()
+        with contextlib.closing(iter_lines(path)) as f:  # plain or gzip
+            header_line = next(f, b"")
             if not header_line.strip():
                 raise DatasetError(f"{path}: empty file (no header line); expected RecBole's "
                                    "`user_id:token<TAB>item_id:token...` header")
@@ -258,8 +250,8 @@ def read_items(path, wanted, text_fields=None, item_field=None):
     every token / token_seq column but the item id, in file order."""
     item_field = item_field or DEFAULT_FIELDS["item"]
     issues, metas, duplicates = LineIssues(), {}, 0
-    with _open_lines(path) as f:
-        fields = read_header(path, f.readline())
+    with contextlib.closing(iter_lines(path)) as f:  # plain or gzip
+        fields = read_header(path, next(f, b""))
         names = [n for n, _ in fields]
         ii = _find(fields, item_field, "item", "--item-field", path)
         text_cols = [n for n, k in fields if n != item_field and k in ("token", "token_seq")]

@@ -38,7 +38,7 @@ class SplitResult:
 def _rank(names, codes):
     """Rank (string order) of each name in ``codes`` (unique int codes); returns a dense array over
     all codes where only ``codes`` entries are meaningful. ``names``: a list or a pyarrow StringArray."""
-    from recbole_blairclip.data.amazon import names_of
+    from recbole_blairclip.data.reviews import names_of
 
     rank = np.zeros(len(names), dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)

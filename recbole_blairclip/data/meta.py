@@ -1,0 +1,186 @@
+"""Meta files (Amazon 2023 / 2018) -> the cleaned title, text, categories, store and image URL of items.
+
+:func:`scan_meta` reads a file once; :func:`select_meta` keeps the wanted items from a scan;
+:func:`read_meta` does both. The schema is detected by :mod:`recbole_blairclip.data.schema`; lines
+follow the rules of :mod:`recbole_blairclip.data.line_rules`.
+"""
+import os
+from dataclasses import dataclass, field
+
+from recbole_blairclip.data.line_rules import LineIssues, bad_reason, loads as _loads, valid_id
+from recbole_blairclip.data.reader import count_lines, iter_line_blocks, progress_bar
+from recbole_blairclip.data.schema import META_SCHEMAS, detect_schema
+from recbole_blairclip.data.text import build_item_text, clean_text, flatten_text, to_category_tokens, to_token
+
+
+@dataclass
+class ItemMeta:
+    """The cleaned values one item contributes to ``<name>.item``."""
+
+    item_text: str
+    title: str
+    categories: str
+    store: str
+    image_url: str
+
+
+@dataclass
+class Meta:
+    """Meta records read for the wanted items, plus line accounting."""
+
+    schema: object  # str or None for an empty file
+    items: dict  # item name -> ItemMeta (first record per item)
+    lines: int = 0
+    blank_lines: int = 0
+    issues: LineIssues = field(default_factory=LineIssues)
+    unknown_items: LineIssues = field(default_factory=LineIssues)  # "unknown_item" / "not_kept_item"
+    duplicates: LineIssues = field(default_factory=LineIssues)  # reason "duplicate_item"
+
+
+def _first_url(value):
+    return value if isinstance(value, str) and value.strip() else ""
+
+
+def image_url_2023(images):
+    """First image URL of a 2023 ``images`` field: the ``MAIN`` variant if any, else the first image;
+    its ``large`` URL, else ``hi_res``, else ``thumb``. Accepts a list of dicts or a dict of lists."""
+    if isinstance(images, dict):  # parallel lists (the HF datasets layout)
+        n = max((len(v) for v in images.values() if isinstance(v, list)), default=0)
+        rows = []
+        for j in range(n):
+            rows.append({k: (v[j] if isinstance(v, list) and j < len(v) else None) for k, v in images.items()})
+        images = rows
+    if not isinstance(images, list):
+        return ""
+    records = [im for im in images if isinstance(im, dict)]
+    records.sort(key=lambda im: im.get("variant") != "MAIN")  # stable: MAIN first, else file order
+    for im in records:
+        for key in ("large", "hi_res", "thumb"):
+            url = _first_url(im.get(key))
+            if url:
+                return url
+    return ""
+
+
+def image_url_2018(meta):
+    """First image URL of a 2018 meta record: ``imageURLHighRes``, else ``image``, else ``imageURL``."""
+    for key in ("imageURLHighRes", "image", "imageURL"):
+        value = meta.get(key)
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            for url in value:
+                url = _first_url(url)
+                if url:
+                    return url
+    return ""
+
+
+def item_meta(obj, schema, text_fields):
+    """Build the :class:`ItemMeta` of one meta record."""
+    alias = META_SCHEMAS[schema]["alias"]
+    fields = [alias.get(f, f) for f in text_fields]
+    url = image_url_2023(obj.get("images")) if schema == "amazon2023" else image_url_2018(obj)
+    url = clean_text(url).replace(" ", "%20")
+    title = clean_text(flatten_text(obj.get("title")))
+    return ItemMeta(item_text=build_item_text(obj, fields, {"title": title}),
+                    title=title,
+                    categories=to_category_tokens(obj.get(alias.get("categories", "categories"))),
+                    store=to_token(obj.get(alias.get("store", "store"))),
+                    image_url=url)
+
+
+@dataclass
+class MetaScan:
+    """Everything :func:`read_meta` needs from a meta file, independent of which items are wanted:
+    the line accounting, the bad lines, every valid record's (item, line number) in file order and
+    the first record of each item (cleaned with ``build``, else ``None``)."""
+
+    schema: object
+    lines: int = 0
+    blank_lines: int = 0
+    issues: LineIssues = field(default_factory=LineIssues)
+    records: list = field(default_factory=list)  # (item, line number) of every valid record
+    first: dict = field(default_factory=dict)  # item -> ItemMeta (or None) of its first record
+
+
+def scan_meta(path, text_fields=("title", "description", "features"), progress=False, build=True, clean=None):
+    """Read a meta file once (see :func:`read_meta` for the line rules); the result pickles, so another
+    process can scan while this one reads the reviews. ``build``: clean the first record of each item
+    (of the items in ``clean`` only, when given) into an :class:`ItemMeta`."""
+    path = os.fspath(path)
+    schema = detect_schema(path, "meta")
+    scan = MetaScan(schema=schema)
+    if schema is None:
+        scan.blank_lines = scan.lines = count_lines(path)
+        return scan
+    key = META_SCHEMAS[schema]["item"]
+    issues, records, first = scan.issues, scan.records, scan.first
+    loads = _loads
+    lineno = 0
+    bar = progress_bar(path, "reading meta", progress)
+    for block in iter_line_blocks(path):
+        if bar is not None:
+            bar.update(len(block))
+        for lineno, line in enumerate(block, lineno + 1):
+            try:
+                obj = loads(line)
+            except ValueError:
+                if line.strip():
+                    issues.add(bad_reason(line), lineno)
+                else:
+                    scan.blank_lines += 1
+                continue
+            if type(obj) is not dict:
+                issues.add("not_an_object", lineno)
+                continue
+            it = obj.get(key)
+            if it is None:
+                issues.add("missing_field", lineno)
+                continue
+            if type(it) is not str:
+                issues.add("wrong_type", lineno)
+                continue
+            if not valid_id(it):
+                issues.add("bad_id", lineno)
+                continue
+            records.append((it, lineno))
+            if it not in first:
+                first[it] = item_meta(obj, schema, text_fields) if build and (clean is None or it in clean) \
+                    else None
+    if bar is not None:
+        bar.close()
+    scan.lines = lineno
+    return scan
+
+
+def select_meta(scan, wanted=None, known=None):
+    """The :class:`Meta` of the ``wanted`` items (``None``: all) from a :class:`MetaScan`, with the same
+    accounting as reading the file with that ``wanted``: records of other items count as
+    ``unknown_item`` (``not_kept_item`` when in ``known``), repeated records of a wanted item as
+    ``duplicate_item`` (the first wins)."""
+    result = Meta(schema=scan.schema, items={}, lines=scan.lines, blank_lines=scan.blank_lines, issues=scan.issues)
+    items, first = result.items, scan.first
+    for it, lineno in scan.records:
+        if wanted is not None and it not in wanted:
+            if known is not None and it in known:
+                result.unknown_items.add("not_kept_item", lineno)
+            else:
+                result.unknown_items.add("unknown_item", lineno)
+            continue
+        if it in items:
+            result.duplicates.add("duplicate_item", lineno)
+            continue
+        items[it] = first[it]
+    return result
+
+
+def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False,
+              known=None, build=True):
+    """Stream a meta file, keeping the first record of every item in ``wanted`` (a container of item
+    names; ``None`` keeps every item). Records of other items count as ``unknown_item``, or as
+    ``not_kept_item`` when they are in ``known`` (reviewed items the split dropped); repeated records of
+    one item as ``duplicate_item`` (the first wins). ``build=False`` only records which items have a
+    record (``items`` maps them to ``None``), skipping the text cleaning."""
+    return select_meta(scan_meta(path, text_fields, progress, build, clean=wanted), wanted, known)
+
