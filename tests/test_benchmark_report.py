@@ -8,7 +8,9 @@ import textwrap
 import pytest
 
 from recbole_blairclip.benchmark import report
-from recbole_blairclip.benchmark.runner import BenchmarkConfig, benchmark, plan_rows, seed_list, spec_hash
+from recbole_blairclip.benchmark.config import BenchmarkConfig, seed_list
+from recbole_blairclip.benchmark.plan import plan_rows, spec_hash
+from recbole_blairclip.benchmark.runner import benchmark
 from recbole_blairclip.cli import main as cli_main
 from recbole_blairclip.errors import ConfigError, DatasetError
 

@@ -9,7 +9,8 @@ from conftest import write_tiny_dataset
 from recbole_blairclip import registry
 from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.reference import parse_reference, reference_table
-from recbole_blairclip.benchmark.runner import BenchmarkConfig, plan_rows
+from recbole_blairclip.benchmark.config import BenchmarkConfig
+from recbole_blairclip.benchmark.plan import plan_rows
 from recbole_blairclip.cli import main as cli_main
 from recbole_blairclip.errors import ConfigError
 
