@@ -1,6 +1,8 @@
-"""Shared test fixtures: the repo root on sys.path, tiny atomic datasets written on the fly."""
+"""Shared test fixtures: the repo root on sys.path, tiny atomic datasets written on the fly, a markdown
+table reader."""
 import os
 import random
+import re
 import sys
 
 import pytest
@@ -10,6 +12,21 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+
+
+def table_rows(text, heading=None):
+    """Cell lists (stripped; ``\\|`` kept as written) of the first markdown table after ``heading`` (in the
+    whole text when None): the header row first, the separator row left out."""
+    lines = (text.split(heading, 1)[1] if heading else text).strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if not all(set(c) <= set(":-") for c in cells):
+            rows.append(cells)
+    return rows
 
 
 def write_tiny_dataset(root, name="tiny", n_users=40, n_items=60, seed=0, max_len=50):

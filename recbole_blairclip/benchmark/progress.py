@@ -2,7 +2,7 @@
 import sys
 import time
 
-from recbole_blairclip.benchmark import report
+from recbole_blairclip.benchmark.metric_names import display_name, normalize, ordered
 from recbole_blairclip.errors import ConfigError
 
 class Progress:
@@ -63,8 +63,8 @@ class Progress:
             self.bar = None
         elapsed = time.perf_counter() - self.start
         if record["status"] == "ok":
-            overall = report.normalize(record.get("metrics", {}).get("overall", {}))
-            shown = "  ".join(f"{report.display_name(k)} {overall[k]:.4f}" for k in report.ordered(overall)[:4])
+            overall = normalize(record.get("metrics", {}).get("overall", {}))
+            shown = "  ".join(f"{display_name(k)} {overall[k]:.4f}" for k in ordered(overall)[:4])
             self.say(f"{self.label}: done in {elapsed:.1f}s, best epoch {record.get('best_epoch')}: {shown}")
         else:
             self.say(f"{self.label}: FAILED after {elapsed:.1f}s: {record['error']} (log: {record.get('worker_log')})")

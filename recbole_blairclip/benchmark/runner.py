@@ -19,6 +19,7 @@ from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.config import DEFAULT_SEED, BenchmarkConfig, as_list, seed_list
 from recbole_blairclip.benchmark.plan import check_model, plan_rows, plugin_targets, row_folder, run_spec
 from recbole_blairclip.benchmark.progress import Progress
+from recbole_blairclip.benchmark.summary import load_ranks, ranks_path, summarize
 from recbole_blairclip.benchmark.supervise import BenchmarkInterrupted, clean_checkpoints, run_worker, stop_signals
 from recbole_blairclip.data.atomic import check_name
 from recbole_blairclip.errors import ConfigError, DatasetError
@@ -156,7 +157,7 @@ def benchmark(
             spec = run_spec(plan, seed, dataset, folder, bench.sources, targets, keep)
             label = f"[{index}/{total}] {plan.row} seed {seed}"
             previous = _read_json(spec["result_path"])
-            if previous and previous.get("status") == "ok" and not force and report.ranks_path(previous):
+            if previous and previous.get("status") == "ok" and not force and ranks_path(previous):
                 if previous.get("spec_hash") == spec["spec_hash"]:
                     display.say(f"{label}: finished earlier, skipped (--force re-runs it)")
                     records.append(previous)
@@ -200,7 +201,7 @@ def benchmark(
     return {
         "run_dir": run_dir,
         "records": records,
-        "summary": report.summarize(records, report.load_ranks(records)),
+        "summary": summarize(records, load_ranks(records)),
         "files": files,
         **counts,
     }
