@@ -161,7 +161,8 @@ def test_report_mean_std_best_marks_and_files(tmp_path):
     assert "## Test metrics (cold-start test users: 3 of 10)" in text
     warm = table_rows(text, "## Test metrics (warm test users: 7 of 10)")
     assert ["BPR", "1", "**0.3000**", "**0.1000**", "0.5500"] in warm  # warm view: BPR best at recall/ndcg
-    assert table_rows(text, "## Failed runs")[1] == ["BPR", "2", "ValueError: boom \\| pipe", "runs/BPR/seed2/worker.log"]
+    failed = table_rows(text, "## Failed runs")[1]
+    assert failed == ["BPR", "2", "ValueError: boom \\| pipe", "runs/BPR/seed2/worker.log"]
     assert "**0.200**" in text  # BPR's lower train time per epoch is marked in the cost table
     for name in ("metrics.png", "coldstart.png"):
         with open(files[name], "rb") as f:

@@ -5,6 +5,7 @@ import time
 from recbole_blairclip.benchmark.metric_names import display_name, normalize, ordered
 from recbole_blairclip.errors import ConfigError
 
+
 class Progress:
     """Terminal progress: which run, which epoch, loss, validation score, elapsed time.
 

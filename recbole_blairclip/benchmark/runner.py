@@ -20,7 +20,8 @@ from recbole_blairclip.benchmark.config import DEFAULT_SEED, BenchmarkConfig, as
 from recbole_blairclip.benchmark.plan import check_model, plan_rows, plugin_targets, row_folder, run_spec
 from recbole_blairclip.benchmark.progress import Progress
 from recbole_blairclip.benchmark.summary import load_ranks, ranks_path, summarize
-from recbole_blairclip.benchmark.supervise import BenchmarkInterrupted, clean_checkpoints, run_worker, stop_signals
+from recbole_blairclip.benchmark.supervise import (BenchmarkInterrupted, clean_checkpoints, failure_text, run_worker,
+                                                   stop_signals)
 from recbole_blairclip.data.atomic import check_name
 from recbole_blairclip.errors import ConfigError, DatasetError
 from recbole_blairclip.io import write_json
@@ -35,13 +36,11 @@ def _read_json(path):
         return None
 
 
-def _log_tail(path, lines=3):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as f:
-            tail = [line.rstrip() for line in f.readlines()[-lines:] if line.strip()]
-    except OSError:
-        return ""
-    return " | ".join(tail)
+def _unfinished(spec, status, error):
+    """The record of a run that left no result of its own (``failed`` or ``interrupted``)."""
+    return {"row": spec["row"], "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
+            "spec_hash": spec["spec_hash"], "status": status, "error": error,
+            "run_dir": spec["run_dir"], "worker_log": spec["worker_log"]}
 
 
 def _record_interrupted(spec, exc, display, label, records, run_dir, meta):
@@ -49,9 +48,7 @@ def _record_interrupted(spec, exc, display, label, records, run_dir, meta):
     record = _read_json(spec["result_path"])
     if not (record and record.get("status") == "ok"):  # unless it finished just before the signal
         why = str(exc) if isinstance(exc, BenchmarkInterrupted) else "interrupted (Ctrl-C)"
-        record = {"row": spec["row"], "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
-                  "spec_hash": spec["spec_hash"], "status": "interrupted", "error": why,
-                  "run_dir": spec["run_dir"], "worker_log": spec["worker_log"]}
+        record = _unfinished(spec, "interrupted", why)
         write_json(spec["result_path"], record)
         clean_checkpoints(spec)
     display.say(f"{label}: {record.get('error') or 'finished'}; run the same command again to resume")
@@ -177,19 +174,7 @@ def benchmark(
                 raise
             record = _read_json(spec["result_path"])
             if record is None or timed_out:
-                if timed_out:
-                    why = f"timed out after {timeout}s"
-                elif returncode < 0:
-                    why = f"worker killed by signal {-returncode}" + (" (out of memory?)" if returncode == -9 else "")
-                else:
-                    why = f"worker exited with status {returncode}"
-                tail = _log_tail(spec["worker_log"])
-                record = {
-                    "row": plan.row, "model": plan.model, "dataset": dataset, "seed": seed,
-                    "spec_hash": spec["spec_hash"], "status": "failed",
-                    "error": f"{why}" + (f": {tail}" if tail and not timed_out else ""),
-                    "run_dir": folder, "worker_log": spec["worker_log"],
-                }
+                record = _unfinished(spec, "failed", failure_text(returncode, timed_out, timeout, spec["worker_log"]))
                 write_json(spec["result_path"], record)
             counts["ran"] += 1
             counts["failed"] += record["status"] != "ok"

@@ -13,6 +13,7 @@ import time
 
 from recbole_blairclip.benchmark.worker import EVENT_PREFIX
 
+
 class BenchmarkInterrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP arrived during a benchmark (handled like Ctrl-C: the run is stopped, recorded
     as interrupted, and the next run of the same command resumes)."""
@@ -130,3 +131,25 @@ def subprocess_env():
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _log_tail(path, lines=3):
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            tail = [line.rstrip() for line in f.readlines()[-lines:] if line.strip()]
+    except OSError:
+        return ""
+    return " | ".join(tail)
+
+
+def failure_text(returncode, timed_out, timeout, log_path):
+    """Why a worker left no result: its timeout, the signal that killed it or its exit status, then (unless it
+    timed out) the last lines of its log."""
+    if timed_out:
+        return f"timed out after {timeout}s"
+    if returncode < 0:
+        why = f"worker killed by signal {-returncode}" + (" (out of memory?)" if returncode == -9 else "")
+    else:
+        why = f"worker exited with status {returncode}"
+    tail = _log_tail(log_path)
+    return why + (f": {tail}" if tail else "")
