@@ -63,7 +63,8 @@ def main():
     sys.path.insert(0, os.getcwd())
     import recbole_blairclip
     from recbole_blairclip.benchmark.recbole_direct import protocol_config, recbole_protocol_mask, run_direct
-    from recbole_blairclip.benchmark.runner import BenchmarkConfig, plan_rows
+    from recbole_blairclip.benchmark.config import BenchmarkConfig
+    from recbole_blairclip.benchmark.plan import plan_rows
     from recbole_blairclip.data.recbole_atomic import convert_recbole
 
     work = os.path.abspath(args.workdir)

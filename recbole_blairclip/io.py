@@ -7,6 +7,7 @@ Imports nothing from the rest of the package, so every layer may use it.
 import contextlib
 import hashlib
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -56,11 +57,18 @@ def write_json(path, data, indent=2):
 
 
 def json_ready(value):
-    """A JSON-ready copy of a value (enums, devices, numpy/torch scalars, tuples and sets included)."""
+    """A copy of a value that ``json.dumps`` writes as strict JSON and ``yaml.safe_dump`` as plain yaml: the
+    project's one converter (results, configs, search records, best-config yaml).
+
+    Rules: None, bool, int, str as they are; a float as it is, except NaN and ±inf, which become None (JSON
+    has no NaN); numpy / torch scalars as their Python value (same rules); dict keys as str; tuples, lists
+    and sets as lists; an enum (RecBole's ``ModelType``, ``InputType``, ...) as ``"ModelType.GENERAL"``
+    (its integer value means nothing outside RecBole); anything else (devices, paths) as ``str(value)``.
+    """
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else str(value)
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):

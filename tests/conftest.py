@@ -1,9 +1,11 @@
 """Shared test builders and fixtures: the repo root on sys.path, tiny datasets written on the fly (atomic
-splits, BLaIRCLIP features, raw Amazon lines, an item file with images), tiny random transformers models."""
+splits, BLaIRCLIP features, raw Amazon lines, an item file with images), tiny random transformers models, a markdown
+table reader."""
 import gzip
 import json
 import os
 import random
+import re
 import sys
 
 import numpy as np
@@ -18,6 +20,21 @@ if ROOT not in sys.path:
 
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 ITEM_HEADER = "\t".join(ITEM_FIELDS)  # the header of a converted .item file
+
+
+def table_rows(text, heading=None):
+    """Cell lists (stripped; ``\\|`` kept as written) of the first markdown table after ``heading`` (in the
+    whole text when None): the header row first, the separator row left out."""
+    lines = (text.split(heading, 1)[1] if heading else text).strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if not all(set(c) <= set(":-") for c in cells):
+            rows.append(cells)
+    return rows
 
 
 def write_tiny_dataset(root, name="tiny", n_users=40, n_items=60, seed=0, max_len=50):

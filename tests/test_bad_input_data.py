@@ -174,7 +174,8 @@ def test_a_killed_replacement_is_recovered_by_the_next_run(tmp_path):
 
 @pytest.mark.parametrize("name", ["../x", "/tmp/x", "..", "a/b"])
 def test_benchmark_dataset_name_cannot_leave_out(tmp_path, monkeypatch, name):
-    from recbole_blairclip.benchmark.runner import benchmark, row_folder
+    from recbole_blairclip.benchmark.plan import row_folder
+    from recbole_blairclip.benchmark.runner import benchmark
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dataset_atomic" / "x").mkdir(parents=True)

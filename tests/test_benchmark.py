@@ -9,10 +9,10 @@ import os
 import textwrap
 
 import pytest
-from conftest import write_tiny_dataset
+from conftest import table_rows, write_tiny_dataset
 
 from recbole_blairclip import registry
-from recbole_blairclip.benchmark import report
+from recbole_blairclip.benchmark.metric_names import display_name
 from recbole_blairclip.benchmark.runner import benchmark
 
 FAILING_MODULE = '''
@@ -125,15 +125,8 @@ def test_result_records_hold_metrics_cost_and_config(bench):
 
 def _markdown_table(text, heading):
     """{row: {column: cell}} of the markdown table after ``heading``."""
-    lines = text.split(heading, 1)[1].strip().splitlines()
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    table = {}
-    for line in lines[2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-        table[cells[0]] = dict(zip(header, cells))
-    return table
+    header, *rows = table_rows(text, heading)
+    return {cells[0]: dict(zip(header, (c.strip("*") for c in cells))) for cells in rows}
 
 
 def test_table_csv_and_json_agree(bench):
@@ -155,15 +148,15 @@ def test_table_csv_and_json_agree(bench):
             cell = data["summary"][row]["metrics"]["overall"][name]  # recomputed from ranks.parquet
             assert cell["mean"] == pytest.approx(value, abs=5e-5)  # RecBole rounds to 4 decimals
             interval = f"[{cell['ci_low']:.4f}, {cell['ci_high']:.4f}]"
-            assert table[row][report.display_name(name)].startswith(f"{value:.4f} {interval}"), (row, name)
+            assert table[row][display_name(name)].startswith(f"{value:.4f} {interval}"), (row, name)
             assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"]
             assert float(rows[(row, 7)][name]) == pytest.approx(value, abs=1e-12)
             assert os.path.isfile(os.path.join(runs[(row, 7)]["run_dir"], "ranks.parquet"))
         assert set(data["statistics"]["overall"]["metrics"]) == set(expected)
         assert table[row]["Seeds"] == "7"
     # best per column is marked: a cell is bold exactly when it holds its column's maximum
-    lines = text.split("## Test metrics (all test users)", 1)[1].strip().splitlines()
-    raw = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
+    raw = table_rows(text, "## Test metrics (all test users)")[1:]
+    assert len(raw) == 2
     for col in range(2, len(raw[0])):
         values = [float(row[col].strip("*").split()[0]) for row in raw]
         for row, value in zip(raw, values):
@@ -214,5 +207,5 @@ def test_report_keeps_rows_skipped_after_a_run(bench):
     with open(os.path.join(result["run_dir"], "results.csv"), encoding="utf-8") as f:
         rows = [line.split(",")[0] for line in f.read().splitlines()[1:]]
     report_md = open(os.path.join(result["run_dir"], "report.md"), encoding="utf-8").read()
-    assert "| Pop |" in report_md and "| BPR |" in report_md
+    assert set(_markdown_table(report_md, "## Test metrics (all test users)")) == {"Pop", "BPR"}
     assert len(rows) == 2

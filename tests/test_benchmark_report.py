@@ -6,9 +6,13 @@ import statistics
 import textwrap
 
 import pytest
+from conftest import table_rows
 
-from recbole_blairclip.benchmark import report
-from recbole_blairclip.benchmark.runner import BenchmarkConfig, benchmark, plan_rows, seed_list, spec_hash
+from recbole_blairclip.benchmark import metric_names, report
+from recbole_blairclip.benchmark.config import BenchmarkConfig, seed_list
+from recbole_blairclip.benchmark.plan import plan_rows, spec_hash
+from recbole_blairclip.benchmark.runner import benchmark
+from recbole_blairclip.benchmark.summary import summarize
 from recbole_blairclip.cli import main as cli_main
 from recbole_blairclip.errors import ConfigError, DatasetError
 
@@ -140,7 +144,7 @@ def test_report_mean_std_best_marks_and_files(tmp_path):
                 train_seconds_per_epoch=0.2),
         _record("BPR", 2, {}, status="failed"),
     ]
-    summary = report.summarize(records)
+    summary = summarize(records)
     tf = summary["TFIDF"]["metrics"]["overall"]["recall@10"]
     assert tf["mean"] == pytest.approx(0.3) and tf["std"] == pytest.approx(statistics.stdev([0.2, 0.4]))
     assert summary["TFIDF"]["metrics"]["overall"]["auc"]["mean"] == pytest.approx(0.7)  # gauc reported as auc
@@ -150,11 +154,15 @@ def test_report_mean_std_best_marks_and_files(tmp_path):
     meta = {"dataset": "toy", "run": "r1", "run_dir": "/r", "seeds": [1, 2], "command": "blairclip benchmark"}
     files = report.write_all(str(tmp_path), records, meta)
     text = open(files["report.md"], encoding="utf-8").read()
-    assert "| TFIDF | 1, 2 | **0.3000 ± 0.1414** | **0.1500 ± 0.0707** | **0.7000 ± 0.0000** |" in text
-    assert "| BPR | 1 | 0.2500 | 0.0500 | 0.5000 |" in text
+    overall = table_rows(text, "## Test metrics (all test users)")
+    assert overall[0] == ["Model", "Seeds", "Recall@10", "NDCG@10", "AUC"]
+    assert ["TFIDF", "1, 2", "**0.3000 ± 0.1414**", "**0.1500 ± 0.0707**", "**0.7000 ± 0.0000**"] in overall
+    assert ["BPR", "1", "0.2500", "0.0500", "0.5000"] in overall
     assert "## Test metrics (cold-start test users: 3 of 10)" in text
-    assert "| BPR | 1 | **0.3000** | **0.1000** | 0.5500 |" in text  # warm view: BPR best at recall/ndcg
-    assert "| BPR | 2 | ValueError: boom \\| pipe | runs/BPR/seed2/worker.log |" in text
+    warm = table_rows(text, "## Test metrics (warm test users: 7 of 10)")
+    assert ["BPR", "1", "**0.3000**", "**0.1000**", "0.5500"] in warm  # warm view: BPR best at recall/ndcg
+    failed = table_rows(text, "## Failed runs")[1]
+    assert failed == ["BPR", "2", "ValueError: boom \\| pipe", "runs/BPR/seed2/worker.log"]
     assert "**0.200**" in text  # BPR's lower train time per epoch is marked in the cost table
     for name in ("metrics.png", "coldstart.png"):
         with open(files[name], "rb") as f:
@@ -171,11 +179,11 @@ def test_report_mean_std_best_marks_and_files(tmp_path):
 
 
 def test_metric_names_and_order():
-    assert report.normalize({"GAUC": 0.5, "Recall@10": 0.1}) == {"auc": 0.5, "recall@10": 0.1}
-    assert report.normalize({"auc": 0.6, "gauc": 0.5}) == {"auc": 0.6, "gauc": 0.5}
-    assert report.ordered(["auc", "ndcg@10", "recall@50", "mrr@10", "recall@10", "recall@5"]) == [
+    assert metric_names.normalize({"GAUC": 0.5, "Recall@10": 0.1}) == {"auc": 0.5, "recall@10": 0.1}
+    assert metric_names.normalize({"auc": 0.6, "gauc": 0.5}) == {"auc": 0.6, "gauc": 0.5}
+    assert metric_names.ordered(["auc", "ndcg@10", "recall@50", "mrr@10", "recall@10", "recall@5"]) == [
         "recall@5", "recall@10", "recall@50", "ndcg@10", "mrr@10", "auc"]
-    assert report.display_name("ndcg@10") == "NDCG@10" and report.display_name("auc") == "AUC"
+    assert metric_names.display_name("ndcg@10") == "NDCG@10" and metric_names.display_name("auc") == "AUC"
 
 
 def test_cli_registers_benchmark(capsys):

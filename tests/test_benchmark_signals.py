@@ -43,12 +43,12 @@ def _wait_for(predicate, seconds, what):
 
 
 def test_sighup_and_sigterm_raise_benchmark_interrupted_once():
-    from recbole_blairclip.benchmark.runner import BenchmarkInterrupted, _stop_signals
+    from recbole_blairclip.benchmark.supervise import BenchmarkInterrupted, stop_signals
 
     before = signal.getsignal(signal.SIGHUP)
     for sig in (signal.SIGHUP, signal.SIGTERM):
         with pytest.raises(BenchmarkInterrupted, match=signal.Signals(sig).name):
-            with _stop_signals():
+            with stop_signals():
                 os.kill(os.getpid(), sig)
                 time.sleep(5)  # the handler raises before this ends
     assert signal.getsignal(signal.SIGHUP) is before

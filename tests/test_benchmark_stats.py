@@ -8,9 +8,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import table_rows
 from scipy import stats as scipy_stats
 
 from recbole_blairclip.benchmark import report, stats
+from recbole_blairclip.benchmark.summary import load_ranks
 from recbole_blairclip.evaluation.ranks import ranks_table, write_ranks
 
 N_USERS = 80
@@ -143,7 +145,7 @@ def test_report_is_built_from_the_ranks_files(tmp_path):
             "models": {"Best": "Best", "Twin": "Twin", "Weak": "Weak", "Best-abl": "Best"}}
     files = report.write_all(str(tmp_path), records, meta)
     payload = json.load(open(files["results.json"], encoding="utf-8"))
-    ranks = report.load_ranks(records)
+    ranks = load_ranks(records)
     # per-seed means recomputed from the parquet files, mean ± std over the seeds
     best_means = [_ndcg10(ranks[("Best", s)]["rank"]).mean() for s in (1, 2)]
     cell = payload["summary"]["Best"]["metrics"]["overall"]["ndcg@10"]
@@ -164,12 +166,14 @@ def test_report_is_built_from_the_ranks_files(tmp_path):
     assert set(payload["statistics"]) == {"overall", "coldstart", "warm"}
     assert payload["statistics"]["coldstart"]["n_users"] == N_USERS // 4
     text = open(files["report.md"], encoding="utf-8").read()
-    weak_row = next(line for line in text.splitlines() if line.startswith("| Weak |"))
-    twin_row = next(line for line in text.splitlines() if line.startswith("| Twin |"))
-    assert f"[{overall['rows']['Weak']['ci_low']:.4f}, {overall['rows']['Weak']['ci_high']:.4f}]" in weak_row
-    assert "†" not in weak_row.split("|")[3] and not overall["rows"]["Weak"]["not_different_from_best"]
-    assert ("†" in twin_row.split("|")[3]) == (overall["rows"]["Twin"]["not_different_from_best"] and best != "Twin")
-    assert "## Ablations: variant minus its base model" in text and "| Best-abl vs Best | all |" in text
+    header, *cells = table_rows(text, "## Test metrics (all test users)")
+    ndcg = {row[0]: row[header.index("NDCG@10")] for row in cells}
+    weak_cell, twin_cell = ndcg["Weak"], ndcg["Twin"]
+    assert f"[{overall['rows']['Weak']['ci_low']:.4f}, {overall['rows']['Weak']['ci_high']:.4f}]" in weak_cell
+    assert "†" not in weak_cell and not overall["rows"]["Weak"]["not_different_from_best"]
+    assert ("†" in twin_cell) == (overall["rows"]["Twin"]["not_different_from_best"] and best != "Twin")
+    ablations = table_rows(text, "## Ablations: variant minus its base model")
+    assert ["Best-abl vs Best", "all"] in [cells[:2] for cells in ablations]
     assert "bootstrap interval" in text
 
 

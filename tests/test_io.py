@@ -1,7 +1,9 @@
 """The bottom-layer I/O helpers: complete-or-absent writes, atomic-file headers, JSON-ready values, sha256."""
+import enum
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,8 +42,10 @@ def test_a_malformed_header_is_one_line_naming_file_and_line(tmp_path):
 
 
 def test_json_ready_and_hashes(tmp_path):
-    got = json_ready({"a": np.int64(3), "b": (np.float32(0.5), float("nan")), 1: {2}})
-    assert got == {"a": 3, "b": [0.5, "nan"], "1": [2]} and json.dumps(got)
+    got = json_ready({"a": np.int64(3), "b": (np.float32(0.5), float("nan"), np.float64("-inf")), 1: {2},
+                      "e": enum.Enum("ModelType", "GENERAL SEQUENTIAL").SEQUENTIAL, "p": Path("x/y")})
+    assert got == {"a": 3, "b": [0.5, None, None], "1": [2], "e": "ModelType.SEQUENTIAL", "p": "x/y"}
+    assert json.loads(json.dumps(got, allow_nan=False)) == got
     (tmp_path / "f").write_bytes(b"abc")
     assert sha256_file(tmp_path / "f") == hashlib.sha256(b"abc").hexdigest()
     assert sha256_folder(tmp_path) == hashlib.sha256(b"f\0abc").hexdigest()

@@ -4,12 +4,14 @@ import re
 
 import pytest
 import yaml
-from conftest import write_tiny_dataset
+from conftest import table_rows, write_tiny_dataset
 
 from recbole_blairclip import registry
 from recbole_blairclip.benchmark import report
 from recbole_blairclip.benchmark.reference import parse_reference, reference_table
-from recbole_blairclip.benchmark.runner import BenchmarkConfig, plan_rows
+from recbole_blairclip.benchmark.config import BenchmarkConfig
+from recbole_blairclip.benchmark.plan import plan_rows
+from recbole_blairclip.benchmark.summary import summarize
 from recbole_blairclip.cli import main as cli_main
 from recbole_blairclip.errors import ConfigError
 
@@ -58,16 +60,17 @@ def test_reference_entries_are_checked():
 def test_reference_table_puts_published_beside_reproduced():
     records = [{"row": "BPR", "model": "BPR", "seed": s, "status": "ok",
                 "metrics": {"overall": {"ndcg@10": v, "recall@10": 0.1}}} for s, v in ((1, 0.2), (2, 0.3))]
-    summary = report.summarize(records)
+    summary = summarize(records)
     ref = {"BPR": [{"metric": "ndcg@10", "value": 0.2401, "dataset": "ml-1m", "protocol": "8:1:1", "source": "src"}],
            "Absent": [{"metric": "ndcg@10", "value": 0.5, "dataset": "", "protocol": "", "source": "x"}]}
     table = reference_table(summary, ref, dataset="toys")
-    assert table.splitlines()[2] == ("| BPR | NDCG@10 | 0.2500 ± 0.0707 | 0.2401 | +0.0099 | ml-1m (another dataset) "
-                                     "| 8:1:1 | src |")
+    assert table_rows(table) == [
+        ["Model", "Metric", "Reproduced", "Published", "Difference", "Published on", "Protocol", "Source"],
+        ["BPR", "NDCG@10", "0.2500 ± 0.0707", "0.2401", "+0.0099", "ml-1m (another dataset)", "8:1:1", "src"]]
     assert "Absent" not in table
     assert reference_table(summary, {}, "toys") is None
     text = report.markdown(records, {"dataset": "toys", "run": "r", "seeds": [1, 2], "reference": ref})
-    assert "## Published numbers beside the reproduced ones" in text and "| BPR | NDCG@10 |" in text
+    assert table_rows(text, "## Published numbers beside the reproduced ones")[1][:2] == ["BPR", "NDCG@10"]
     assert "Published numbers" not in report.markdown(records, {"dataset": "toys", "run": "r", "seeds": [1, 2]})
 
 
@@ -79,6 +82,9 @@ def test_preset_benchmark_in_one_command(tmp_path, monkeypatch, capsys):
                        "--set", "train_batch_size=64", "--progress", "none", "--out", str(tmp_path / "res")])
     assert status == 0, capsys.readouterr()
     text = open(tmp_path / "res" / "tiny" / "general" / "report.md", encoding="utf-8").read()
-    assert re.search(r"\| BPR \| NDCG@10 \| \d\.\d{4} \| 0\.2401 \| [+-]\d\.\d{4} \| ml-1m \(another dataset\)", text)
-    assert "| TFIDF | 2020 |" in text  # the plugin row in the same table
+    published = next(cells for cells in table_rows(text, "## Published numbers beside the reproduced ones")
+                     if cells[:2] == ["BPR", "NDCG@10"])
+    assert published[3:6:2] == ["0.2401", "ml-1m (another dataset)"]
+    assert re.fullmatch(r"\d\.\d{4}", published[2]) and re.fullmatch(r"[+-]\d\.\d{4}", published[4])
+    assert ["TFIDF", "2020"] in [cells[:2] for cells in table_rows(text, "## Test metrics (all test users)")]
     assert "Hit@10" in text and "Precision@10" in text  # the leaderboard's metrics

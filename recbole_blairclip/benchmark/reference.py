@@ -54,8 +54,9 @@ def parse_reference(value, source):
 
 def reference_table(summary, reference, dataset=None):
     """Markdown: Model | Metric | Reproduced | Published | Difference | Published on | Protocol | Source;
-    None when there is no reference. ``summary`` as :func:`recbole_blairclip.benchmark.report.summarize`."""
-    from recbole_blairclip.benchmark.report import display_name, fmt_metric
+    None when there is no reference. ``summary`` as :func:`recbole_blairclip.benchmark.summary.summarize`."""
+    from recbole_blairclip.benchmark.metric_names import display_name
+    from recbole_blairclip.benchmark.tables import fmt_metric, markdown_table
 
     lines = []
     for row, entries in (reference or {}).items():
@@ -71,14 +72,13 @@ def reference_table(summary, reference, dataset=None):
                 on += " (another dataset)"
             # mean (± std over seeds); the interval and significance marks are in the main table
             reproduced = fmt_metric({"mean": mean, "std": stat.get("std")} if mean is not None else None)
-            cells = [row, display_name(e["metric"]), reproduced, f"{e['value']:.4f}", diff, on,
-                     e["protocol"] or "-", e["source"]]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append([row, display_name(e["metric"]), reproduced, f"{e['value']:.4f}", diff, on,
+                          e["protocol"] or "-", e["source"]])
     if not lines:
         return None
-    head = ["| Model | Metric | Reproduced | Published | Difference | Published on | Protocol | Source |",
-            "|---|---|---:|---:|---:|---|---|---|"]
-    return "\n".join(head + lines)
+    header = ["Model", "Metric", "Reproduced", "Published", "Difference", "Published on", "Protocol", "Source"]
+    return markdown_table(dict(zip(header, zip(*lines))), text_columns=("Model", "Metric", "Published on",
+                                                                       "Protocol", "Source"))
 
 
 def reference_section(summary, meta):

@@ -11,9 +11,9 @@ import os
 import yaml
 
 from recbole_blairclip.config import load_yaml
-from recbole_blairclip.io import first_error_line
+from recbole_blairclip.io import first_error_line, json_ready
 from recbole_blairclip.io import write_text as write_atomic
-from recbole_blairclip.tune.trial import FINISHED_KEY, plain
+from recbole_blairclip.tune.trial import FINISHED_KEY
 
 STATUS_COMPLETED = "completed"
 STATUS_STOPPED = "stopped early"
@@ -91,7 +91,7 @@ def collect_trials(results, param_names, mode, saved=None):
         pick = max if mode == "max" else min
         best_row = pick(rows, key=lambda r: r["valid_score"]) if rows else None
         record = {"trial_id": trial_id, "status": status}
-        record.update({name: plain((result.config or {}).get(name)) for name in param_names})
+        record.update({name: json_ready((result.config or {}).get(name)) for name in param_names})
         record.update(
             best_valid=best_row["valid_score"] if best_row else None,
             best_epoch=best_row["epoch"] if best_row else None,
@@ -158,8 +158,8 @@ def best_config_yaml(model, dataset, config_files, config_dict, params, metric_n
     for path in config_files:
         merged.update(load_yaml(path))
     merged.update({k: v for k, v in config_dict.items() if k not in ("output_dir", "gpu_id", "use_gpu")})
-    merged.update(plain(params))
-    body = yaml.safe_dump(plain(merged), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    merged.update(json_ready(params))
+    body = yaml.safe_dump(json_ready(merged), sort_keys=False, default_flow_style=False, allow_unicode=True)
     header = (
         f"# Best configuration of a Ray Tune search: {model} on {dataset}, best valid {metric_name} = {score:.6g}.\n"
         f"# Searched keys: {', '.join(params)}. Run it with:\n"

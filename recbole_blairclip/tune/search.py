@@ -42,6 +42,7 @@ import warnings
 from recbole_blairclip.compat import WORKER_SETUP_HOOK, require_ray
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.errors import ConfigError
+from recbole_blairclip.io import json_ready
 from recbole_blairclip.packaged import resolve_config_file
 from recbole_blairclip.tune import report
 from recbole_blairclip.tune.space import (
@@ -53,7 +54,7 @@ from recbole_blairclip.tune.space import (
     space_to_yaml,
     to_param_space,
 )
-from recbole_blairclip.tune.trial import final_run, plain, run_trial
+from recbole_blairclip.tune.trial import final_run, run_trial
 
 EXPERIMENT = "search"  # Ray's experiment folder name under <out>/ray/
 
@@ -224,7 +225,7 @@ def _plan(model, dataset, space, samples, scheduler, cpus_per_trial, gpus_per_tr
             "space": space_to_yaml(parsed),
             "space_file": None if source == "<space>" else source,
             "config_files": config_files,
-            "config_dict": plain(base),
+            "config_dict": json_ready(base),
             "samples": samples,
             "scheduler": scheduler,
             "valid_metric": str(config["valid_metric"]).lower(),
@@ -313,7 +314,7 @@ def _test_best(plan, best, params, best_yaml, cpus_per_trial, gpus_per_trial):
     task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(final_run)
     overrides = {"output_dir": os.path.join(plan["out"], "best_run"), "show_progress": False}
     result = ray.get(task.remote(config["model"], config["dataset"], [best_yaml], overrides))
-    return plain({
+    return json_ready({
         "model": config["model"],
         "dataset": config["dataset"],
         "valid_metric": plan["metric"],

@@ -10,20 +10,9 @@ import logging
 import warnings
 
 from recbole_blairclip.evaluation.trainer import TrainerHooks
+from recbole_blairclip.io import json_ready
 
 FINISHED_KEY = "trial_finished"  # True in the last report of a trial that ran to its end
-
-
-
-def plain(value):
-    """numpy scalars / tuples -> plain Python values (yaml / json ready)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return value.item()
-    return value
 
 
 def _device_keys(gpu_ids):
@@ -36,7 +25,7 @@ def trial_config(setup, params, output_dir, gpu_ids=()):
     from recbole_blairclip.quick_start import make_config
 
     config_dict = dict(setup["config_dict"])
-    config_dict.update(plain(params))
+    config_dict.update(json_ready(params))
     config_dict.update(output_dir=output_dir, show_progress=False, **_device_keys(gpu_ids))
     return make_config(setup["model"], setup["dataset"], setup["config_files"], config_dict)
 
@@ -100,7 +89,7 @@ def run_trial(params, setup=None, dataset=None):
     init_seed(config["seed"], config["reproducibility"])
     init_logging(config, console_level=logging.WARNING)  # quiet trials; the file keeps everything
     logger = logging.getLogger()
-    logger.info(f"Ray Tune trial {context.get_trial_id()}: {plain(params)}")
+    logger.info(f"Ray Tune trial {context.get_trial_id()}: {json_ready(params)}")
     logger.info(config)
     train_data, valid_data = _loaders(config, dataset)
     model = build_model(config, train_data)
@@ -121,4 +110,4 @@ def final_run(model, dataset, config_files, config_dict):
     return run(model, dataset, config_file_list=config_files, config_dict=config_dict, saved=True)
 
 
-__all__ = ["run_trial", "final_run", "trial_config", "plain", "ValidationReporter", "FINISHED_KEY"]
+__all__ = ["run_trial", "final_run", "trial_config", "ValidationReporter", "FINISHED_KEY"]
