@@ -194,11 +194,12 @@ def run_single(
                                   "seed": config["seed"]})
         logger.info(set_color("test ranks", "yellow") + f": {ranks_file}")
 
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("best valid ", "yellow") + f": {to_floats(best_valid_result)}")
+    logger.info(set_color("test result", "yellow") + f": {to_floats(test_result)}")
     if views:
-        logger.info(set_color("test cold-start", "yellow") + f" ({views['n_coldstart']} users): {views['coldstart']}")
-        logger.info(set_color("test warm", "yellow") + f" ({views['n_warm']} users): {views['warm']}")
+        logger.info(set_color("test cold-start", "yellow")
+                    + f" ({views['n_coldstart']} users): {to_floats(views['coldstart'])}")
+        logger.info(set_color("test warm", "yellow") + f" ({views['n_warm']} users): {to_floats(views['warm'])}")
     result = {
         "model": config["model"],
         "dataset": config["dataset"],

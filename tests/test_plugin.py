@@ -41,6 +41,11 @@ def test_run_builtin_models(tiny_data, tmp_path, model, extra, saved):
     assert not (tmp_path / "saved").exists()
     # the log file exists even though pytest's own handlers sit on the root logger
     assert result["log_file"].startswith(str(out / "log" / model)) and os.path.getsize(result["log_file"]) > 0
+    with open(result["log_file"], encoding="utf-8") as f:
+        test_lines = [line for line in f if "test result" in line or "test warm" in line]
+    # the test metrics are logged as plain floats, not numpy reprs
+    assert test_lines and not any("np.float" in line for line in test_lines)
+    assert f"'ndcg@10': {result['test_result']['ndcg@10']}" in "".join(test_lines)
     if saved:
         assert os.path.dirname(result["checkpoint"]) == str(out / "saved")
         # the checkpoint pickles RecBole's Config: torch's default safe loading refuses it
