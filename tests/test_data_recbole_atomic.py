@@ -117,6 +117,21 @@ def test_rerun_is_byte_identical_and_failures_leave_nothing(atomic):
     assert not os.path.exists(root / "c") or os.listdir(root / "c") == []
 
 
+def test_output_checks_are_the_converters_own(atomic):
+    """The RecBole-atomic converter runs convert's output checks before it reads: an --out that is a file
+    fails in one line, and a dataset moved aside by a killed replacement is put back, not overwritten."""
+    root = atomic["root"]
+    not_a_dir = write(root / "file_out", ["x"])
+    with pytest.raises(DatasetError, match="file_out"):
+        convert_recbole(atomic["inter"], name="d", out=not_a_dir)
+    out = root / "o"
+    convert_recbole(atomic["inter"], name="d", out=str(out))
+    os.replace(out / "d", out / ".d.old-12345")  # what a SIGKILL between the two renames leaves
+    with pytest.raises(DatasetError, match="already exists"):
+        convert_recbole(atomic["inter"], name="d", out=str(out))
+    assert sorted(os.listdir(out)) == ["d"]
+
+
 def test_gzip_input_gives_the_same_dataset(atomic):
     import gzip
 

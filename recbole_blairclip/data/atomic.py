@@ -65,6 +65,24 @@ def check_name(name):
         raise DatasetError(f"invalid dataset name {name!r}: use a plain folder name such as 'Appliances'")
 
 
+def prepare_output(out, name, force, max_item_list_length, min_user_inter):
+    """The checks every converter runs before it reads its input; returns ``<out>/<name>``.
+
+    A bad name or setting, an unwritable ``out`` or an existing dataset (without ``force``) fails at once
+    with one line, and a dataset left aside by a replacement that was killed is put back first."""
+    check_name(name)
+    if max_item_list_length < 1:
+        raise DatasetError(f"max_item_list_length must be >= 1, got {max_item_list_length}")
+    if min_user_inter < 2:
+        raise DatasetError(f"min_user_inter must be >= 2, got {min_user_inter}")
+    check_writable(out)
+    recover_replaced(out, name)
+    dest = os.path.join(out, name)
+    if os.path.exists(dest) and not force:
+        raise DatasetError(f"{dest} already exists; pass --force (force=True) to overwrite it")
+    return dest
+
+
 def check_writable(out_dir):
     """Make sure ``out_dir`` is (or can be made) a folder we can write into; DatasetError otherwise."""
     try:

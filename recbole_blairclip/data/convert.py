@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from recbole_blairclip.data import meta as meta_file, reviews as review_file
-from recbole_blairclip.data.atomic import check_name, check_writable, recover_replaced, staged_folder, write_parts
+from recbole_blairclip.data.atomic import prepare_output, staged_folder, write_parts
 from recbole_blairclip.data.line_rules import LineIssues
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.errors import DatasetError
@@ -110,19 +110,10 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
             ``items.text_truncated``); a store or image url longer than this is left empty.
     """
     t0 = time.perf_counter()
-    check_name(name)
-    if max_item_list_length < 1:
-        raise DatasetError(f"max_item_list_length must be >= 1, got {max_item_list_length}")
-    if min_user_inter < 2:
-        raise DatasetError(f"min_user_inter must be >= 2, got {min_user_inter}")
     if not 1 <= max_text_chars <= _RECBOLE_FIELD_LIMIT:
         raise DatasetError(f"max_text_chars must be in [1, {_RECBOLE_FIELD_LIMIT}] (RecBole's field limit), "
                            f"got {max_text_chars}")
-    check_writable(out)  # before reading: a wrong or read-only --out fails in one line, at once
-    recover_replaced(out, name)  # a dataset left aside by a replacement that was killed comes back
-    dest = os.path.join(out, name)
-    if os.path.exists(dest) and not force:
-        raise DatasetError(f"{dest} already exists; pass --force (force=True) to overwrite it")
+    dest = prepare_output(out, name, force, max_item_list_length, min_user_inter)  # before reading the input
     text_fields = list(text_fields)
     if images_dir is not None and not os.path.isdir(images_dir):
         raise DatasetError(f"{images_dir}: images folder not found")

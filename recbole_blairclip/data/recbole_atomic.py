@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from recbole_blairclip.data.atomic import check_name, staged_folder, write_parts
+from recbole_blairclip.data.atomic import prepare_output, staged_folder, write_parts
 from recbole_blairclip.data.convert import FORMAT_VERSION, _float_str, _part_counts
 from recbole_blairclip.data.line_rules import LineIssues, valid_id
 from recbole_blairclip.data.meta import ItemMeta
@@ -298,14 +298,7 @@ def convert_recbole(inter, item=None, name="dataset", out="dataset_atomic", *, u
         Others as :func:`recbole_blairclip.data.convert.convert`.
     """
     t0 = time.perf_counter()
-    check_name(name)
-    if max_item_list_length < 1:
-        raise DatasetError(f"max_item_list_length must be >= 1, got {max_item_list_length}")
-    if min_user_inter < 2:
-        raise DatasetError(f"min_user_inter must be >= 2, got {min_user_inter}")
-    dest = os.path.join(out, name)
-    if os.path.exists(dest) and not force:
-        raise DatasetError(f"{dest} already exists; pass --force (force=True) to overwrite it")
+    dest = prepare_output(out, name, force, max_item_list_length, min_user_inter)
     paths = [inter] if isinstance(inter, (str, os.PathLike)) else list(inter)
     if item is not None and not os.path.isfile(item):
         raise DatasetError(f"{item}: item file not found")
