@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import write_tiny_dataset
+from conftest import table_rows, write_tiny_dataset
 from recbole_blairclip.errors import ConfigError
 
 ray = pytest.importorskip("ray")
@@ -84,8 +84,9 @@ def test_cli_search_reports_validation_per_epoch_and_writes_best_config(local_ra
             assert "no shared protocol" not in f.read()  # trials evaluate exactly as run_recbole does
     assert not os.path.exists(tiny / "log") and not os.path.exists(tiny / "saved")  # nothing in the cwd
     assert float(trials[0]["best_valid"]) >= float(trials[1]["best_valid"])  # sorted best first
-    md = (out / "trials.md").read_text(encoding="utf-8")
-    assert md.count("| completed |") == 2 and trials[0]["trial_id"] in md
+    md_rows = table_rows((out / "trials.md").read_text(encoding="utf-8"))
+    assert [r[0] for r in md_rows[1:]] == [t["trial_id"] for t in trials]  # same trials, same order as the csv
+    assert [r[md_rows[0].index("status")] for r in md_rows[1:]] == ["completed", "completed"]
 
     # the best config loads back through run_recbole's Config and holds the best trial's values
     best_yaml = str(out / "best_config.yaml")

@@ -56,7 +56,8 @@ def reference_table(summary, reference, dataset=None):
     """Markdown: Model | Metric | Reproduced | Published | Difference | Published on | Protocol | Source;
     None when there is no reference. ``summary`` as :func:`recbole_blairclip.benchmark.summary.summarize`."""
     from recbole_blairclip.benchmark.metric_names import display_name
-    from recbole_blairclip.benchmark.tables import fmt_metric, markdown_table
+    from recbole_blairclip.benchmark.tables import fmt_metric
+    from recbole_blairclip.markdown import markdown_table
 
     lines = []
     for row, entries in (reference or {}).items():

@@ -7,19 +7,9 @@ different from the best row) when known, ``-`` when missing; **bold** = the best
 import os
 
 from recbole_blairclip.benchmark.metric_names import VIEW_TITLES, display_name, ordered
+from recbole_blairclip.markdown import markdown_table
 
 TIE = 1e-12  # values this close to the best are all marked best
-
-
-def markdown_table(columns, text_columns=1):
-    """``columns``: {header: cells}; the first ``text_columns`` columns (or those named in a tuple)
-    left-aligned, the others right-aligned; cells are shown as given."""
-    import pandas as pd
-
-    frame = pd.DataFrame({name: [str(c).replace("|", "\\|") for c in cells] for name, cells in columns.items()})
-    left = set(frame.columns[:text_columns]) if isinstance(text_columns, int) else set(text_columns)
-    align = ["left" if name in left else "right" for name in frame.columns]
-    return frame.to_markdown(index=False, colalign=align, disable_numparse=True)
 
 
 def best_marks(means, lower_is_better=False):

@@ -13,6 +13,7 @@ import yaml
 from recbole_blairclip.config import load_yaml
 from recbole_blairclip.io import first_error_line, json_ready
 from recbole_blairclip.io import write_text as write_atomic
+from recbole_blairclip.markdown import markdown_table
 from recbole_blairclip.tune.trial import FINISHED_KEY
 
 STATUS_COMPLETED = "completed"
@@ -139,16 +140,16 @@ def _md_cell(value):
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
+    return str(value)
 
 
 def trials_markdown(records, param_names, metric_name, title):
+    """``# title`` and one row per trial (best first, as ``records`` are sorted)."""
     columns = ["trial_id", *param_names, "best_valid", "best_epoch", "epochs_run", "status", "error"]
     header = ["trial", *param_names, f"best valid {metric_name}", "best epoch", "epochs run", "status", "error"]
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for record in records:
-        lines.append("| " + " | ".join(_md_cell(record.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
+    cells = {h: [_md_cell(r.get(c)) for r in records] for h, c in zip(header, columns)}
+    text_columns = ("trial", "status", "error", *(p for p in param_names if any(isinstance(r.get(p), str) for r in records)))
+    return f"# {title}\n\n" + markdown_table(cells, text_columns=text_columns) + "\n"
 
 
 def best_config_yaml(model, dataset, config_files, config_dict, params, metric_name, score):
