@@ -115,10 +115,22 @@ def test_model_yaml_keys_are_known(data):
         check_space(parse_space({"n_layers": {"randint": [1, 2]}}), _config("TFIDF", data))
 
 
-@pytest.mark.parametrize("model", sorted(f[: -len(".yaml")] for f in os.listdir(SPACES) if f.endswith(".yaml")))
-def test_shipped_spaces_are_valid_for_their_model(data, model):
-    space = load_space(os.path.join(SPACES, f"{model}.yaml"))
-    check_space(space, _config(model, data), f"{model}.yaml")
+def _shipped_spaces():
+    """(model, path): configs/tune/<Model>.yaml and the per-dataset spaces configs/<dataset>/tune_<Model>_*.yaml."""
+    found = [(f[: -len(".yaml")], os.path.join(SPACES, f)) for f in os.listdir(SPACES) if f.endswith(".yaml")]
+    configs = os.path.dirname(SPACES)
+    for folder in sorted(os.listdir(configs)):
+        path = os.path.join(configs, folder)
+        if os.path.isdir(path) and folder != "tune":
+            found += [(f[len("tune_"):].split("_")[0].split(".")[0], os.path.join(path, f))
+                      for f in os.listdir(path) if f.startswith("tune_") and f.endswith(".yaml")]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("model, path", _shipped_spaces(), ids=lambda v: os.path.basename(str(v)))
+def test_shipped_spaces_are_valid_for_their_model(data, model, path):
+    space = load_space(path)
+    check_space(space, _config(model, data), path)
     assert len(to_param_space(space)) == len(space) >= 3
 
 
