@@ -155,8 +155,8 @@ def run_case(args):
         check = batches[0][:32]
         hist, lengths = model.history(Interaction({"user_id": check}))
         weights = model.history_weights(hist, lengths).double().numpy()
-        X = sp.csr_matrix((model.item_val.cpu().numpy(), model.item_col.cpu().numpy(),
-                           model.item_crow.cpu().numpy()), shape=(model.n_items, int(model.n_terms))).astype(np.float64)
+        X = sp.csr_matrix((model.lexical.item_val.cpu().numpy(), model.lexical.item_col.cpu().numpy(),
+                           model.lexical.item_crow.cpu().numpy()), shape=(model.n_items, int(model.lexical.n_terms))).astype(np.float64)
         keep = weights > 0
         rows = np.broadcast_to(np.arange(len(check))[:, None], keep.shape)[keep]
         P = sp.csr_matrix((weights[keep], (rows, hist.numpy()[keep])), shape=(len(check), model.n_items)) @ X
@@ -166,16 +166,16 @@ def run_case(args):
         old = torch.from_numpy(np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0))
         new = tfidf_batch(check).view(len(check), -1).cpu().double()
         report.update(split_build_s=split_build_s, split_build_peak_mib=split_build_peak,
-                      n_head=model.score_parts()["n_head"], max_abs_diff_vs_scipy=float((old - new).abs().max()),
+                      n_head=model.lexical.score_parts()["n_head"], max_abs_diff_vs_scipy=float((old - new).abs().max()),
                       ratio_dense_over_tfidf_time=s_t / s_d)
         # the same TF-IDF dot products done densely (vocabulary-wide vectors): 32 users x 1,000 items,
         # extrapolated to every item; a dense items x vocabulary matrix would need items * terms * 4 bytes
-        n_terms = int(model.n_terms)
+        n_terms = int(model.lexical.n_terms)
         sample_items = torch.arange(1, min(1001, model.n_items)).tolist()
         dense_items = torch.zeros(len(sample_items), n_terms, device=config["device"])  # 1,000 x vocabulary
         for r, i in enumerate(sample_items):
-            a, b = int(model.item_crow[i]), int(model.item_crow[i + 1])
-            dense_items[r, model.item_col[a:b]] = model.item_val[a:b]
+            a, b = int(model.lexical.item_crow[i]), int(model.lexical.item_crow[i + 1])
+            dense_items[r, model.lexical.item_col[a:b]] = model.lexical.item_val[a:b]
         dense_users = torch.randn(32, n_terms, device=config["device"])
         _, s_v, _, _ = measure(lambda: dense_users @ dense_items.T)
         report.update(
@@ -186,7 +186,7 @@ def run_case(args):
             users=len(users),
             tfidf_users_per_s=len(users) / s_t, tfidf_peak_mib=p_t, tfidf_gpu_peak_mib=g_t,
             dense_users_per_s=len(users) / s_d, dense_peak_mib=p_d, dense_gpu_peak_mib=g_d,
-            n_terms=int(model.n_terms), nnz=int(model.item_val.numel()),
+            n_terms=int(model.lexical.n_terms), nnz=int(model.lexical.item_val.numel()),
         )
     else:
         trainer = build_trainer(config, model)

@@ -114,6 +114,9 @@ PER_MODEL = {
         "text_max_length": (positive_int, False),
         "text_batch_size": (positive_int, False),
         "finetune_layers": (non_negative_int, False),
+        "lexical_weight": (non_negative_number, False),
+        "lexical_profile": (one_of("mean", "recency", "last"), False),
+        "lexical_decay": (probability, False),
     },
     "TFIDF": {
         "user_profile": (one_of("mean", "recency", "last"), False),

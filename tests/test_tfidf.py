@@ -13,7 +13,7 @@ from conftest import write_tiny_dataset
 import recbole_blairclip
 from recbole_blairclip.errors import ConfigError, DatasetError
 import crosscheck  # tests/crosscheck.py: the independent numpy oracle
-from recbole_blairclip.model import tfidf as tfidf_module
+from recbole_blairclip.model import lexical as lexical_module
 from recbole_blairclip.quick_start import build_model, build_trainer, load_best, make_config, prepare
 
 DOCS = {"a": "Red apple fruit", "b": "green APPLE", "c": "red car"}
@@ -199,13 +199,13 @@ def test_chunked_scoring_equals_one_block_and_state_is_sparse(tmp_path, monkeypa
     _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2])
     users = Interaction({"user_id": torch.arange(1, ds.user_num)})
     whole = model.full_sort_predict(users)
-    monkeypatch.setattr(tfidf_module, "_DENSE_BUDGET", 1)  # one user per block
+    monkeypatch.setattr(lexical_module, "_DENSE_BUDGET", 1)  # one user per block
     assert torch.allclose(model.full_sort_predict(users), whole, atol=1e-6)
-    n_terms = int(model.n_terms)
+    n_terms = int(model.lexical.n_terms)
     assert n_terms > 0
     for name, buf in model.named_buffers():
         assert buf.dim() <= 1, name  # CSR arrays and per-item norms only: no dense items x vocabulary
-    assert model.item_val.numel() < ds.item_num * n_terms
+    assert model.lexical.item_val.numel() < ds.item_num * n_terms
     # predict() agrees with full_sort_predict for (user, item) pairs
     pairs = Interaction({"user_id": torch.tensor([1, 2]), "item_id": torch.tensor([3, 5])})
     full = model.full_sort_predict(Interaction({"user_id": torch.tensor([1, 2])})).view(2, -1)
@@ -245,11 +245,11 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     write_tiny_dataset(str(tmp_path / "dataset_atomic"), n_users=30, n_items=40)
     _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2], user_profile="recency",
                             recency_decay=0.7)
-    monkeypatch.setattr(tfidf_module, "_HEAD_MAX", head_max)
-    monkeypatch.setattr(tfidf_module, "_SCATTER_COST", scatter_cost)  # 1e9: every term wants the head, 0: none
-    model.__dict__.pop("_cache", None)  # the CPU split is rebuilt with this head size
-    X = sp.csr_matrix((model.item_val.numpy(), model.item_col.numpy(), model.item_crow.numpy()),
-                      shape=(model.n_items, int(model.n_terms))).astype(np.float64)
+    monkeypatch.setattr(lexical_module, "_HEAD_MAX", head_max)
+    monkeypatch.setattr(lexical_module, "_SCATTER_COST", scatter_cost)  # 1e9: every term wants the head, 0: none
+    model.lexical.__dict__.pop("_cache", None)  # the CPU split is rebuilt with this head size
+    X = sp.csr_matrix((model.lexical.item_val.numpy(), model.lexical.item_col.numpy(), model.lexical.item_crow.numpy()),
+                      shape=(model.n_items, int(model.lexical.n_terms))).astype(np.float64)
     rng = np.random.default_rng(head_max + int(scatter_cost))
     hist = torch.from_numpy(rng.integers(0, model.n_items, size=(25, 6)))
     lengths = torch.from_numpy(rng.integers(1, 7, size=25))
@@ -268,14 +268,14 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     expected = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
     assert np.abs(expected).max() > 0.1 and (expected == 0).any()
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    n_head = model.score_parts()["n_head"]
-    nnz = model.item_val.numel()
-    cap = min(head_max, int(model.n_terms), tfidf_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
+    n_head = model.lexical.score_parts()["n_head"]
+    nnz = model.lexical.item_val.numel()
+    cap = min(head_max, int(model.lexical.n_terms), lexical_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
     assert n_head <= cap
     if scatter_cost in (0, 1e9):  # the cost rule at its ends: no term, or every term the caps allow
         assert n_head == (cap if scatter_cost else 0)
-    assert model.score_parts()["head"].numel() <= tfidf_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
+    assert model.lexical.score_parts()["head"].numel() <= lexical_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
     # the CUDA path (the same unit profiles, sparse item matrix x dense block) gives the same cosines
-    P = model.profiles(hist, model.history_weights(hist, lengths))
-    spmm = model._scores_spmm(P, torch.empty(25, model.n_items), torch.zeros(int(model.n_terms), 30))
+    P = model.lexical.profiles(hist, model.history_weights(hist, lengths))
+    spmm = model.lexical._scores_spmm(P, torch.empty(25, model.n_items), torch.zeros(int(model.lexical.n_terms), 30))
     np.testing.assert_allclose(spmm.numpy(), expected, atol=1e-6)

@@ -30,18 +30,20 @@ class MultimodalDataset(RecentHistoryDataset):
 
     Attributes (after construction): ``text_features`` float32 tensor [n_items, d_text] (None in
     ``text_mode: finetune`` without features), ``image_features`` [n_items, d_image] or None,
-    ``image_mask`` bool [n_items] or None, ``item_texts`` list of str per internal id (finetune mode),
+    ``image_mask`` bool [n_items] or None, ``item_texts`` list of str per internal id (finetune mode or a lexical channel),
     ``features_meta`` the parsed features.json.
     """
 
     # config keys that change what this dataset builds: trials that vary one cannot share a built dataset
-    config_keys = ("text_features", "image_features", "use_image", "text_mode", "train_rows", "text_field")
+    config_keys = ("text_features", "image_features", "use_image", "text_mode", "train_rows", "text_field",
+                   "lexical_weight")
 
     def __init__(self, config):
         self.text_tag = config["text_features"]
         self.image_tag = config["image_features"]
         self.use_image = bool(config["use_image"])
         self.text_mode = config["text_mode"] or "frozen"
+        self.read_texts = self.text_mode == "finetune" or bool(config["lexical_weight"])  # the model reads them
         self.train_rows = config["train_rows"] or "prefix"
         if self.train_rows not in TRAIN_ROWS:
             raise ConfigError(f"train_rows '{self.train_rows}' is unknown; use one of {', '.join(TRAIN_ROWS)}")
@@ -77,7 +79,7 @@ class MultimodalDataset(RecentHistoryDataset):
             self.image_mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=bool))
         else:
             self.image_features = self.image_mask = None
-        self.item_texts = self._read_item_texts(tokens) if self.text_mode == "finetune" else None
+        self.item_texts = self._read_item_texts(tokens) if self.read_texts else None
 
     def _check_tag(self, features, section, wanted, json_path, required):
         info = features.meta.get(section) or {}

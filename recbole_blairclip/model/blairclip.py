@@ -12,7 +12,9 @@ References:
 Item embedding = fusion(text_projection(pooled text), image_projection(image feature)) [+ item-id
 embedding]; items without an image use the text alone, so every item, even one never seen in
 training, has a content embedding. User = sequence encoder over the history's item embeddings;
-score = dot product with every item. Loss = next-item cross-entropy + ``clip_weight`` x CLIP loss
+score = dot product with every item [+ ``lexical_scale`` x the TF-IDF cosine of the history's words with the
+item's (``lexical_weight`` > 0: exact words such as part numbers and brands, which pooled sentence embeddings
+blur; :class:`~recbole_blairclip.model.lexical.LexicalIndex`, a constant input whose weight is learned)]. Loss = next-item cross-entropy + ``clip_weight`` x CLIP loss
 between the text and image embeddings of the batch's items, returned as a tuple so RecBole logs both.
 
 Training rows (``train_rows``, built by :class:`~recbole_blairclip.data.multimodal.MultimodalDataset`):
@@ -33,6 +35,7 @@ from recbole_blairclip.data.multimodal import MultimodalDataset
 from recbole_blairclip.errors import ConfigError
 from recbole_blairclip.model.item_tower import ItemTower
 from recbole_blairclip.model.layers import SEQ_ENCODERS, MeanSeqEncoder, TransformerSeqEncoder
+from recbole_blairclip.model.lexical import LexicalIndex, fit_item_matrix, history_weights
 from recbole_blairclip.model.loss import clamp_logit_scale, clip_contrastive_loss
 
 TrainingTable = namedtuple("TrainingTable", ["table", "text", "image", "has_image", "item_seq", "targets", "batch_rows"])
@@ -69,6 +72,9 @@ class BLaIRCLIP(SequentialRecommender):
         self.length_groups = max(int(config["length_groups"]), 1)
         self.trim_batches = bool(config["trim_batches"])
         self.item_chunk_size = int(config["item_chunk_size"])
+        self.lexical_weight = float(config["lexical_weight"] or 0.0)
+        self.lexical_profile = config["lexical_profile"] or "mean"
+        self.lexical_decay = float(config["lexical_decay"] if config["lexical_decay"] is not None else 0.7)
         self.initializer_range = float(config["initializer_range"])
         temperature = float(config["temperature"])
         self.max_logit_scale = math.log(float(config["max_logit_scale"]))
@@ -85,6 +91,9 @@ class BLaIRCLIP(SequentialRecommender):
             raise ConfigError(f"seq_encoder '{self.seq_encoder_type}' is unknown; use one of {', '.join(SEQ_ENCODERS)}")
         if not 0.0 < temperature <= 1.0:
             raise ConfigError(f"temperature {temperature} must be in (0, 1]")
+        if self.lexical_weight > 0.0 and self.text_mode != "frozen":
+            raise ConfigError("lexical_weight > 0 needs text_mode: frozen (the fine-tuned tower trains on "
+                              "in-batch items only); set lexical_weight: 0 or text_mode: frozen")
 
         # ---- item tower (text, image, fusion, id) and the contrastive temperature
         text_tower = None
@@ -108,6 +117,14 @@ class BLaIRCLIP(SequentialRecommender):
         )
         if self.use_image:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+        # ---- lexical channel: TF-IDF cosine of history and item words, its weight learned
+        self.lexical = None
+        if self.lexical_weight > 0.0:
+            self.lexical = LexicalIndex(fit_item_matrix(dataset.item_texts, config, source="the item text of "
+                                                        f"{dataset.dataset_name}.item"),
+                                        mean_history=float(dataset.inter_feat[self.ITEM_SEQ_LEN].float().mean()))
+            self.lexical_scale = nn.Parameter(torch.tensor(self.lexical_weight))
 
         # ---- sequence encoder
         if self.seq_encoder_type == "transformer":
@@ -267,6 +284,14 @@ class BLaIRCLIP(SequentialRecommender):
             output = self.gather_indexes(self.sequence_states(item_seq, table), (lengths - 1).clamp(min=0))
             labels = targets
         logits = output @ table.t()
+        if self.lexical is not None:
+            if per_position:  # position j's profile: the items up to j
+                width = item_seq.shape[1]
+                prefixes = item_seq.unsqueeze(1).expand(-1, width, -1)[valid]
+                prefix_lengths = (torch.arange(width, device=item_seq.device) + 1).expand(len(item_seq), -1)[valid]
+                logits = logits + self.lexical_scale * self.lexical_scores(prefixes, prefix_lengths)
+            else:
+                logits = logits + self.lexical_scale * self.lexical_scores(item_seq, lengths)
         logits[:, 0] = float("-inf")  # never predict padding
         return F.cross_entropy(logits, labels, reduction="none")
 
@@ -298,16 +323,31 @@ class BLaIRCLIP(SequentialRecommender):
         if self.use_image:
             self.logit_scale.copy_(clamp_logit_scale(self.logit_scale, self.max_logit_scale))
 
+    # ------------------------------------------------------------------ lexical channel
+    @torch.no_grad()
+    def lexical_scores(self, item_seq, lengths):
+        """TF-IDF cosines [rows, n_items] of each row's history (``item_seq`` up to ``lengths``, profile
+        ``lexical_profile``) with every item; a constant of the data (no gradient)."""
+        weights = history_weights(item_seq, lengths, self.lexical_profile, self.lexical_decay)
+        return self.lexical.scores(item_seq, weights)
+
     # ------------------------------------------------------------------ evaluation
     def predict(self, interaction):
         table = self.item_matrix()
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], table)
-        return (seq_output * table[interaction[self.ITEM_ID]]).sum(dim=-1)
+        item_seq, lengths, items = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], interaction[self.ITEM_ID]
+        scores = (self.forward(item_seq, lengths, table) * table[items]).sum(dim=-1)
+        if self.lexical is not None:
+            lexical = self.lexical_scores(item_seq, lengths).gather(1, items.unsqueeze(1)).squeeze(1)
+            scores = scores + self.lexical_scale * lexical
+        return scores
 
     def full_sort_predict(self, interaction):
         table = self.item_matrix()
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], table)
-        return seq_output @ table.t()
+        item_seq, lengths = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        scores = self.forward(item_seq, lengths, table) @ table.t()
+        if self.lexical is not None:
+            scores = scores + self.lexical_scale * self.lexical_scores(item_seq, lengths)
+        return scores
 
 
 __all__ = ["BLaIRCLIP"]
