@@ -103,6 +103,7 @@ PER_MODEL = {
         "train_rows": (one_of("user", "prefix"), False),
         "use_image": (boolean, False),
         "use_item_id": (boolean, False),
+        "missing_id": (boolean, False),
         "trim_batches": (boolean, False),
         "clip_weight": (non_negative_number, False),
         "temperature": (positive_number, False),

@@ -298,3 +298,26 @@ def test_item_id_dropout(tmp_path, data):
     with torch.no_grad():
         fused, text, _ = model.item_parts(ids)
     assert torch.allclose(fused, text + model.item_tower.item_embedding.weight)
+
+
+def test_missing_id_vector_stands_in_for_unseen_and_dropped_ids(tmp_path, data):
+    """missing_id: true: the unseen item gets content + the shared vector; with item_id_dropout 1 every item
+    does in training; the vector is learned from the dropped ids (it has a gradient)."""
+    *_, dataset, train, valid, test, model = build_blairclip(tmp_path, use_item_id=True, unseen_item_id=False,
+                                                             use_image=False, missing_id=True, item_id_dropout=1.0)
+    cold = dataset.token2id("item_id", COLD)
+    warm = int(train._dataset.inter_feat["item_id"][0])
+    with torch.no_grad():
+        model.item_tower.missing_id.normal_()
+    shared = model.item_tower.missing_id
+    model.eval()
+    with torch.no_grad():
+        fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+        ids = model.item_tower.item_embedding.weight[warm]
+    assert torch.allclose(fused[0], text[0] + shared)
+    assert torch.allclose(fused[1], text[1] + ids)
+    model.train()
+    fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+    assert torch.allclose(fused, text + shared)  # every id dropped
+    sum(model.calculate_loss(first_batch(train))).backward()
+    assert model.item_tower.missing_id.grad.abs().sum() > 0

@@ -65,6 +65,7 @@ class BLaIRCLIP(SequentialRecommender):
         self.use_item_id = bool(config["use_item_id"])
         self.item_id_dropout = float(config["item_id_dropout"] or 0.0)
         self.unseen_item_id = bool(config["unseen_item_id"] if config["unseen_item_id"] is not None else True)
+        self.missing_id = bool(config["missing_id"])
         self.clip_weight = float(config["clip_weight"])
         self.clip_max_items = int(config["clip_max_items"])
         self.seq_encoder_type = config["seq_encoder"]
@@ -113,7 +114,7 @@ class BLaIRCLIP(SequentialRecommender):
             image_features=dataset.image_features if self.use_image else None,
             image_mask=dataset.image_mask if self.use_image else None, use_item_id=self.use_item_id,
             id_items=None if self.unseen_item_id else self.training_items(dataset),
-            item_id_dropout=self.item_id_dropout,
+            item_id_dropout=self.item_id_dropout, missing_id=self.missing_id,
         )
         if self.use_image:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))

@@ -23,7 +23,8 @@ class ItemTower(nn.Module):
     """
 
     def __init__(self, n_items, embedding_size, pooler_type, fusion, text_features=None, text_tower=None,
-                 image_features=None, image_mask=None, use_item_id=False, id_items=None, item_id_dropout=0.0):
+                 image_features=None, image_mask=None, use_item_id=False, id_items=None, item_id_dropout=0.0,
+                 missing_id=False):
         super().__init__()
         if text_tower is None:
             self.register_buffer("text_features", text_features.clone(), persistent=False)
@@ -48,6 +49,9 @@ class ItemTower(nn.Module):
         # hybrid items: only ``id_items`` (bool [n_items], e.g. the items seen in training) add their id
         # embedding, the others score from content alone; ``item_id_dropout`` drops an item's id in training
         self.item_id_dropout = float(item_id_dropout)
+        # ``missing_id``: an item without its id (unseen, or dropped in this step) adds one learned vector shared
+        # by all such items instead of nothing, so content-only items are scored on the scale of items with ids
+        self.missing_id = nn.Parameter(torch.zeros(embedding_size)) if (use_item_id and missing_id) else None
         if id_items is not None:
             self.register_buffer("id_items", id_items.clone(), persistent=False)
         else:
@@ -72,7 +76,12 @@ class ItemTower(nn.Module):
             if self.training and self.item_id_dropout > 0.0:
                 kept = torch.rand(len(item_ids), device=item_ids.device) >= self.item_id_dropout
                 keep = kept if keep is None else keep & kept
-            fused = fused + (ids if keep is None else ids * keep.unsqueeze(-1).to(ids.dtype))
+            if keep is None:
+                fused = fused + ids
+            elif self.missing_id is None:
+                fused = fused + ids * keep.unsqueeze(-1).to(ids.dtype)
+            else:
+                fused = fused + torch.where(keep.unsqueeze(-1), ids, self.missing_id)
         return ItemParts(fused, text, image)
 
 
