@@ -103,3 +103,14 @@ def test_a_run_with_the_lexical_channel_evaluates(tmp_path, data):
 def test_lexical_channel_with_finetuned_text_is_refused(tmp_path, data):
     with pytest.raises(ConfigError, match="lexical_weight > 0 needs text_mode: frozen"):
         build_blairclip(tmp_path, lexical_weight=1.0, text_mode="finetune", text_encoder=str(tmp_path / "none"))
+
+
+def test_vectorizer_defaults_are_the_tfidf_models_packaged_values():
+    """BLaIRCLIP's lexical channel falls back to VECTORIZER_DEFAULTS for unset tfidf_* keys: the same values
+    as TFIDF's packaged yaml, so both build the same index by default."""
+    from recbole_blairclip.config import load_yaml
+    from recbole_blairclip.model.lexical import VECTORIZER_DEFAULTS
+
+    path = os.path.join(os.path.dirname(__file__), "..", "recbole_blairclip", "properties", "model", "TFIDF.yaml")
+    packaged = load_yaml(path)
+    assert {k: packaged[k] for k in VECTORIZER_DEFAULTS} == VECTORIZER_DEFAULTS
