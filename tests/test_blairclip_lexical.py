@@ -100,9 +100,11 @@ def test_a_run_with_the_lexical_channel_evaluates(tmp_path, data):
     assert result["n_params"] > 1
 
 
-def test_lexical_channel_with_finetuned_text_is_refused(tmp_path, data):
+def test_lexical_channel_with_finetuned_text_or_a_bad_profile_is_refused(tmp_path, data):
     with pytest.raises(ConfigError, match="lexical_weight > 0 needs text_mode: frozen"):
         build_blairclip(tmp_path, lexical_weight=1.0, text_mode="finetune", text_encoder=str(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="lexical_profile"):
+        build_blairclip(tmp_path, lexical_weight=1.0, lexical_profile="median")
 
 
 def test_vectorizer_defaults_are_the_tfidf_models_packaged_values():

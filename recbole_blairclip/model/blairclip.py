@@ -35,7 +35,7 @@ from recbole_blairclip.data.multimodal import MultimodalDataset
 from recbole_blairclip.errors import ConfigError
 from recbole_blairclip.model.item_tower import ItemTower
 from recbole_blairclip.model.layers import SEQ_ENCODERS, MeanSeqEncoder, TransformerSeqEncoder
-from recbole_blairclip.model.lexical import LexicalIndex, fit_item_matrix, history_weights
+from recbole_blairclip.model.lexical import PROFILES, LexicalIndex, fit_item_matrix, history_weights
 from recbole_blairclip.model.loss import clamp_logit_scale, clip_contrastive_loss
 
 TrainingTable = namedtuple("TrainingTable", ["table", "text", "image", "has_image", "item_seq", "targets", "batch_rows"])
@@ -92,6 +92,8 @@ class BLaIRCLIP(SequentialRecommender):
             raise ConfigError(f"seq_encoder '{self.seq_encoder_type}' is unknown; use one of {', '.join(SEQ_ENCODERS)}")
         if not 0.0 < temperature <= 1.0:
             raise ConfigError(f"temperature {temperature} must be in (0, 1]")
+        if self.lexical_profile not in PROFILES:
+            raise ConfigError(f"lexical_profile must be one of {list(PROFILES)}, got {self.lexical_profile!r}")
         if self.lexical_weight > 0.0 and self.text_mode != "frozen":
             raise ConfigError("lexical_weight > 0 needs text_mode: frozen (the fine-tuned tower trains on "
                               "in-batch items only); set lexical_weight: 0 or text_mode: frozen")

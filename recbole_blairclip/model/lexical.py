@@ -103,7 +103,7 @@ def history_weights(hist, lengths, profile="mean", decay=0.7):
     """Weight of each history position (rows oldest first, 0 = padding): ``mean`` 1, ``recency``
     decay**age (0 = most recent), ``last`` the most recent item only."""
     if profile not in PROFILES:
-        raise ConfigError(f"user_profile must be one of {list(PROFILES)}, got {profile!r}")
+        raise ConfigError(f"history profile must be one of {list(PROFILES)}, got {profile!r}")
     width = hist.shape[1]
     positions = torch.arange(width, device=hist.device)[None, :]
     age = lengths[:, None] - 1 - positions  # 0 = most recent
