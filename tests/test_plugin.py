@@ -268,3 +268,21 @@ def test_trainer_hooks_see_every_epoch_and_validation(tiny_data):
     assert [s for s, _ in recorder.valid] == scores and len(scores) == 3
     assert all(set(r) >= {"ndcg@10", "recall@10", "auc"} for _, r in recorder.valid)
     assert result["best_valid_score"] == pytest.approx(max(scores))
+
+
+def test_pandas_3_is_refused_from_its_metadata_without_importing_it(monkeypatch):
+    """compat.apply reads pandas' version from the installed metadata (importing pandas would cost every CLI
+    command ~1.4 s) and refuses pandas >= 3 with the fix."""
+    import subprocess
+    import sys
+
+    from recbole_blairclip import compat
+
+    monkeypatch.setattr(compat, "_installed_version", lambda name: "3.0.1" if name == "pandas" else None)
+    with pytest.raises(ImportError, match=r"pandas < 3 \(found 3.0.1\).*pip install 'pandas<3'"):
+        compat.apply()
+    monkeypatch.setattr(compat, "_installed_version", lambda name: "2.3.3")
+    compat.apply()
+    code = "import sys, recbole_blairclip; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
