@@ -76,5 +76,9 @@ def test_wheel_carries_sample_configs_and_yaml(tmp_path):
         assert sample + suffix in names
     assert "recbole_blairclip/configs/benchmark_sample.yaml" in names
     assert "recbole_blairclip/configs/tune/BPR.yaml" in names
+    configs = os.path.join(ROOT, "configs")
+    shipped = {f"recbole_blairclip/configs/{os.path.relpath(os.path.join(d, f), configs)}".replace(os.sep, "/")
+               for d, _, files in os.walk(configs) for f in files if f.endswith(".yaml")}
+    assert shipped <= names, sorted(shipped - names)  # every run config, benchmark, space and tuned config
     assert "recbole_blairclip/properties/overall.yaml" in names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
