@@ -50,11 +50,10 @@ def _major(version_string):
 
 def _ray_needs_pkg_resources():
     """ray < 2.7 (RecBole's pin) imports pkg_resources; current Ray does not."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    found = _installed_version("ray")
     try:
-        major, minor = (int(p) for p in version("ray").split(".")[:2])
-    except (PackageNotFoundError, ValueError):
+        major, minor = (int(p) for p in (found or "").split(".")[:2])
+    except ValueError:  # not installed, or an odd version string
         return False
     return (major, minor) < (2, 7)
 

@@ -143,16 +143,18 @@ def _md_cell(value):
     return str(value)
 
 
+def _is_number(value):
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def trials_markdown(records, param_names, metric_name, title):
     """``# title`` and one row per trial (best first, as ``records`` are sorted)."""
     columns = ["trial_id", *param_names, "best_valid", "best_epoch", "epochs_run", "status", "error"]
     header = ["trial", *param_names, f"best valid {metric_name}", "best epoch", "epochs run", "status", "error"]
     cells = {h: [_md_cell(r.get(c)) for r in records] for h, c in zip(header, columns)}
-    def numeric(value):
-        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
     # numbers right-aligned; names, booleans and lists left-aligned
-    text_columns = ("trial", "status", "error", *(p for p in param_names if not all(numeric(r.get(p)) for r in records)))
+    text_columns = ("trial", "status", "error",
+                    *(p for p in param_names if not all(_is_number(r.get(p)) for r in records)))
     return f"# {title}\n\n" + markdown_table(cells, text_columns=text_columns) + "\n"
 
 
