@@ -32,6 +32,7 @@ class Reviews:
     lines: int = 0
     blank_lines: int = 0
     issues: LineIssues = field(default_factory=LineIssues)
+    item_vocab: object = None  # item_names as a pyarrow StringArray
 
 
 def names_of(names, codes):
@@ -193,5 +194,5 @@ def read_reviews(path, progress=False, fast=True):
         ts = ts / spec["time_scale"]
     return Reviews(schema=schema, user=user, item=item, rating=rating, timestamp=ts,
                    user_names=user_enc.dictionary, item_names=item_names, item_index=item_index,
-                   lines=lineno, blank_lines=stats["blank"], issues=issues)
+                   lines=lineno, blank_lines=stats["blank"], issues=issues, item_vocab=item_enc.dictionary)
 
