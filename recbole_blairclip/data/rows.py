@@ -30,18 +30,54 @@ def _scalar(text):
     return _strings([text])[0]
 
 
+def _millis_strings(values):
+    """``repr`` of floats that are a whole number of thousandths in (0, 1e11), from their digits: such a
+    float is the double nearest to ``m / 1000``, so that decimal (trailing zeros dropped, at least one
+    fraction digit) is the shortest string that reads back as it, which is what ``repr`` writes."""
+    import pyarrow as pa
+
+    q, r = np.divmod(np.rint(values * 1000).astype(np.int64), 1000)
+    digits = np.empty((len(values), 15), dtype=np.uint8)  # 11 integer digits, ".", 3 fraction digits
+    rest = q.copy()
+    for col in range(10, -1, -1):
+        rest, digits[:, col] = np.divmod(rest, 10)
+    digits[:, :11] += ord("0")
+    digits[:, 11] = ord(".")
+    digits[:, 12], digits[:, 13], digits[:, 14] = r // 100 + 48, r // 10 % 10 + 48, r % 10 + 48
+    width = np.ones(len(q), dtype=np.int64)
+    for power in range(1, 11):
+        width += q >= 10 ** power
+    end = np.where(r % 100 == 0, 13, np.where(r % 10 == 0, 14, 15))
+    cols = np.arange(15)
+    keep = (cols >= 11 - width[:, None]) & (cols < end[:, None])
+    offsets = np.zeros(len(q) + 1, dtype=np.int64)
+    np.cumsum(end - (11 - width), out=offsets[1:])
+    data = np.ascontiguousarray(digits[keep])
+    return pa.Array.from_buffers(pa.large_string(), len(q), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 def float_strings(values):
-    """``repr`` of every float of ``values`` as a large_string array: what ``_float_str`` gives (one
-    ``repr`` per distinct value; 0.0 and -0.0 both take the first one's, as its cache does)."""
+    """``repr`` of every float of ``values`` as a large_string array: what ``_float_str`` gives (0.0 and
+    -0.0 both take the first one's, as its cache does)."""
+    import pyarrow as pa
+
     values = np.asarray(values, dtype=np.float64)
     if np.isnan(values).any():  # NaN != NaN: not one group
         return _strings([repr(v) for v in values.tolist()])
     uniq, inverse = np.unique(values, return_inverse=True)
-    text = [repr(v) for v in uniq.tolist()]
+    inverse = inverse.reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        fast = (uniq > 0) & (uniq < 1e11) & (np.rint(uniq * 1000) / 1000 == uniq)
+    fast_at, slow_at = np.flatnonzero(fast), np.flatnonzero(~fast)
+    slow = [repr(v) for v in uniq[slow_at].tolist()]
     zeros = np.flatnonzero(values == 0)
-    if len(zeros):
-        text[int(inverse[zeros[0]])] = repr(float(values[zeros[0]]))
-    return _strings(text).take(int64_array(inverse.reshape(-1)))
+    if len(zeros):  # the one zero of uniq is slow: written as the first zero of values is
+        slow[int(np.searchsorted(slow_at, inverse[zeros[0]]))] = repr(float(values[zeros[0]]))
+    where = np.empty(len(uniq), dtype=np.int64)
+    where[fast_at] = np.arange(len(fast_at))
+    where[slow_at] = len(fast_at) + np.arange(len(slow_at))
+    text = pa.concat_arrays([_millis_strings(uniq[fast_at]), _strings(slow)])
+    return text.take(int64_array(where[inverse]))
 
 
 def _text(chunks):
