@@ -114,11 +114,28 @@ def _slow_block(block, first_line, keys, issues, loads, stats):
     return U, I, R, T, L, lineno
 
 
+def _printable_ascii(names):
+    """Boolean mask over a pyarrow StringArray: non-empty strings of the bytes ``!``, ``#``-``~`` only."""
+    import pyarrow as pa
+
+    names = names.cast(pa.large_string())
+    n = len(names)
+    offsets = to_numpy(pa.Array.from_buffers(pa.int64(), n + 1, [None, names.buffers()[1]], offset=names.offset))
+    out = np.zeros(n, dtype=bool)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if len(nonempty) == 0:
+        return out
+    data = np.frombuffer(names.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]):]
+    odd = (data < 0x21) | (data > 0x7E) | (data == 0x22)
+    out[nonempty] = ~np.logical_or.reduceat(odd, offsets[:-1][nonempty] - offsets[0])
+    return out
+
+
 def _bad_codes(names):
     """Boolean mask over a vocabulary (pyarrow StringArray): ids that are not valid tokens."""
     import pyarrow.compute as pc
 
-    simple = to_numpy(pc.match_substring_regex(names, r"^[!#-~]+$"))
+    simple = _printable_ascii(names)
     length = to_numpy(pc.utf8_length(names))
     simple &= (length <= MAX_ID_CHARS) & (length != len(PAD_TOKEN))  # the padding token: the Python rule
     bad = np.zeros(len(names), dtype=bool)
