@@ -104,6 +104,7 @@ PER_MODEL = {
         "use_image": (boolean, False),
         "use_item_id": (boolean, False),
         "missing_id": (boolean, False),
+        "id_neighbours": (non_negative_int, False),
         "trim_batches": (boolean, False),
         "clip_weight": (non_negative_number, False),
         "temperature": (positive_number, False),
@@ -118,6 +119,8 @@ PER_MODEL = {
         "lexical_weight": (non_negative_number, False),
         "lexical_profile": (one_of("mean", "recency", "last"), False),
         "lexical_decay": (probability, False),
+        "cold_lexical_weight": (non_negative_number, False),
+        "unseen_negatives": (boolean, False),
     },
     "TFIDF": {
         "user_profile": (one_of("mean", "recency", "last"), False),

@@ -101,10 +101,12 @@ def test_a_run_with_the_lexical_channel_evaluates(tmp_path, data):
 
 
 def test_lexical_channel_with_finetuned_text_or_a_bad_profile_is_refused(tmp_path, data):
-    with pytest.raises(ConfigError, match="lexical_weight > 0 needs text_mode: frozen"):
+    with pytest.raises(ConfigError, match="cold_lexical_weight > 0 need text_mode: frozen"):
         build_blairclip(tmp_path, lexical_weight=1.0, text_mode="finetune", text_encoder=str(tmp_path / "none"))
     with pytest.raises(ConfigError, match="lexical_profile"):
         build_blairclip(tmp_path, lexical_weight=1.0, lexical_profile="median")
+    with pytest.raises(ConfigError, match="cold_lexical_weight > 0 needs use_item_id: true"):
+        build_blairclip(tmp_path, cold_lexical_weight=1.0)
 
 
 def test_vectorizer_defaults_are_the_tfidf_models_packaged_values():
@@ -116,3 +118,74 @@ def test_vectorizer_defaults_are_the_tfidf_models_packaged_values():
     path = os.path.join(os.path.dirname(__file__), "..", "recbole_blairclip", "properties", "model", "TFIDF.yaml")
     packaged = load_yaml(path)
     assert {k: packaged[k] for k in VECTORIZER_DEFAULTS} == VECTORIZER_DEFAULTS
+
+
+def test_cold_lexical_scale_adds_to_the_items_scored_without_their_id(tmp_path, data):
+    """cold_lexical_weight: items without their id (here the unseen one) get lexical_scale + cold_lexical_scale
+    times the cosine, the others lexical_scale; in training the mask is the step's own (dropped ids count)."""
+    *_, dataset, train, valid, test, model = build_blairclip(
+        tmp_path, lexical_weight=1.0, cold_lexical_weight=2.0, use_image=False, use_item_id=True,
+        unseen_item_id=False, item_id_dropout=0.5, train_rows="user")
+    model.eval()
+    cold = dataset.token2id("item_id", COLD)
+    has_id = model.evaluation_has_id()
+    assert not has_id[cold] and torch.equal(has_id, ~model.train_unseen)
+    interaction = next(iter(test))[0]
+    seq, lengths = interaction["item_id_list"], interaction["item_length"]
+    cosines = model.lexical_scores(seq, lengths)
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+        model.lexical_scale.fill_(0.0)
+        model.cold_lexical_scale.fill_(0.0)
+        dense = model.full_sort_predict(interaction)
+        model.lexical_scale.fill_(1.0)
+        model.cold_lexical_scale.fill_(2.0)
+    weight = torch.where(has_id, 1.0, 3.0)
+    np.testing.assert_allclose((scores - dense).numpy(), (cosines * weight).numpy(), atol=1e-4)
+    assert (cosines[:, cold] > 0).any()
+
+    batch = next(iter(train))
+    seq, lengths, targets = batch["item_id_list"], batch["item_length"], batch["item_id"]
+    with torch.no_grad():  # eval: the mask is the evaluation one (no dropout)
+        loss = model.calculate_loss(batch)[0]
+        table = model.item_matrix()
+        states = model.sequence_states(seq[:, : int(lengths.max())], table)
+        manual = []
+        for r in range(len(seq)):
+            items = seq[r, : int(lengths[r])].tolist() + [int(targets[r])]
+            for j in range(int(lengths[r])):
+                prefix = torch.tensor([items[: j + 1]])
+                logits = states[r, j] @ table.t() + weight * model.lexical_scores(prefix, torch.tensor([j + 1]))[0]
+                logits[0] = float("-inf")
+                manual.append(F.cross_entropy(logits[None], torch.tensor([items[j + 1]])))
+    assert loss.item() == pytest.approx(torch.stack(manual).mean().item(), rel=1e-5)
+
+    model.train()  # warm items whose id is dropped in the step teach cold_lexical_scale
+    parts = model.item_parts(torch.arange(model.n_items))
+    assert parts.has_id is not None and (~parts.has_id[1:] & has_id[1:]).any()
+    sum(model.calculate_loss(batch)).backward()
+    assert model.cold_lexical_scale.grad is not None and model.cold_lexical_scale.grad.abs() > 0
+
+
+def test_unseen_negatives_false_leaves_unseen_items_out_of_the_training_softmax(tmp_path, data):
+    *_, dataset, train, valid, test, model = build_blairclip(tmp_path, use_image=False, unseen_negatives=False,
+                                                             train_rows="prefix")
+    model.eval()
+    cold = dataset.token2id("item_id", COLD)
+    inter = train.dataset.inter_feat  # independent: the ids in the training rows
+    seen = set(inter["item_id"].tolist()) | set(inter["item_id_list"].flatten().tolist())
+    unseen = torch.tensor([k not in seen or k == 0 for k in range(model.n_items)])
+    assert unseen[cold] and unseen[0] and torch.equal(unseen, model.train_unseen)
+    batch = next(iter(train))
+    seq, lengths, targets = batch["item_id_list"], batch["item_length"], batch["item_id"]
+    with torch.no_grad():
+        loss = model.calculate_loss(batch)[0]
+        table = model.item_matrix()
+        logits = model.forward(seq, lengths, table) @ table.t()
+        full = F.cross_entropy(logits.masked_fill(torch.arange(model.n_items) == 0, float("-inf")), targets)
+        masked = F.cross_entropy(logits.masked_fill(unseen, float("-inf")), targets)
+    assert loss.item() == pytest.approx(masked.item(), rel=1e-5)
+    assert masked.item() < full.item()  # the unseen items' share of the softmax is gone
+    # evaluation still ranks every item, the unseen ones included
+    scores = model.full_sort_predict(next(iter(test))[0])
+    assert torch.isfinite(scores[:, cold]).all()

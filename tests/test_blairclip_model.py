@@ -267,7 +267,7 @@ def test_hybrid_unseen_item_scores_from_content_alone(tmp_path, data):
     warm = int(train._dataset.inter_feat["item_id"][0])
     model.eval()
     with torch.no_grad():
-        fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+        fused, text, _, _ = model.item_parts(torch.tensor([cold, warm]))
         ids = model.item_tower.item_embedding.weight[[cold, warm]]
     assert torch.equal(fused[0], text[0])
     assert torch.allclose(fused[1], text[1] + ids[1])
@@ -275,7 +275,7 @@ def test_hybrid_unseen_item_scores_from_content_alone(tmp_path, data):
     *_, plain = build_blairclip(tmp_path, use_item_id=True, use_image=False)
     plain.eval()
     with torch.no_grad():
-        fused_plain, text_plain, _ = plain.item_parts(torch.tensor([cold]))
+        fused_plain, text_plain, _, _ = plain.item_parts(torch.tensor([cold]))
     assert not torch.allclose(fused_plain[0], text_plain[0])
 
 
@@ -292,11 +292,11 @@ def test_item_id_dropout(tmp_path, data):
     *_, model = build_blairclip(tmp_path, use_item_id=True, use_image=False, item_id_dropout=1.0)
     ids = torch.arange(model.n_items)
     model.train()
-    fused, text, _ = model.item_parts(ids)
+    fused, text, _, _ = model.item_parts(ids)
     assert torch.equal(fused, text)
     model.eval()
     with torch.no_grad():
-        fused, text, _ = model.item_parts(ids)
+        fused, text, _, _ = model.item_parts(ids)
     assert torch.allclose(fused, text + model.item_tower.item_embedding.weight)
 
 
@@ -312,12 +312,56 @@ def test_missing_id_vector_stands_in_for_unseen_and_dropped_ids(tmp_path, data):
     shared = model.item_tower.missing_id
     model.eval()
     with torch.no_grad():
-        fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+        fused, text, _, _ = model.item_parts(torch.tensor([cold, warm]))
         ids = model.item_tower.item_embedding.weight[warm]
     assert torch.allclose(fused[0], text[0] + shared)
     assert torch.allclose(fused[1], text[1] + ids)
     model.train()
-    fused, text, _ = model.item_parts(torch.tensor([cold, warm]))
+    fused, text, _, _ = model.item_parts(torch.tensor([cold, warm]))
     assert torch.allclose(fused, text + shared)  # every id dropped
     sum(model.calculate_loss(first_batch(train))).backward()
     assert model.item_tower.missing_id.grad.abs().sum() > 0
+
+
+def test_nearest_items_is_a_brute_force_cosine_top_k():
+    from recbole_blairclip.model.item_tower import nearest_items
+
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(23, 6, generator=gen)
+    candidates = torch.rand(23, generator=gen) > 0.4
+    ids, weights = nearest_items(feats, 3, candidates, chunk=5)  # chunks smaller than the catalogue
+    x = feats.numpy() / np.linalg.norm(feats.numpy(), axis=1, keepdims=True)
+    for i in range(23):
+        pool = [j for j in range(1, 23) if candidates[j] and j != i]
+        sims = {j: float(x[i] @ x[j]) for j in pool}
+        best = sorted(pool, key=lambda j: -sims[j])[:3]
+        assert sorted(ids[i].tolist()) == sorted(best)
+        w = np.clip([sims[j] for j in ids[i].tolist()], 0, None)
+        expected = w / w.sum() if w.sum() > 0 else np.full(3, 1 / 3)
+        np.testing.assert_allclose(weights[i].numpy(), expected, rtol=1e-5)
+
+
+def test_id_neighbours_lend_an_unseen_item_the_ids_of_its_nearest_items(tmp_path, data):
+    """id_neighbours: k: the unseen item adds the weighted mean id of its k nearest training items (and the
+    missing_id vector when set); in training a dropped id does the same, and the neighbours' ids learn from it."""
+    *_, dataset, train, valid, test, model = build_blairclip(tmp_path, use_item_id=True, unseen_item_id=False,
+                                                             use_image=False, id_neighbours=2, missing_id=True,
+                                                             item_id_dropout=1.0)
+    cold = dataset.token2id("item_id", COLD)
+    tower = model.item_tower
+    neighbours = tower.neighbour_ids[cold]
+    assert tower.id_items[neighbours].all() and cold not in neighbours.tolist()
+    with torch.no_grad():
+        tower.missing_id.normal_()
+    model.eval()
+    with torch.no_grad():
+        fused, text, _, has_id = model.item_parts(torch.tensor([cold]))
+        lent = (tower.neighbour_weights[cold, :, None] * tower.item_embedding.weight[neighbours]).sum(0)
+    assert not has_id[0]
+    assert torch.allclose(fused[0], text[0] + tower.missing_id + lent, atol=1e-6)
+    model.train()
+    sum(model.calculate_loss(first_batch(train))).backward()  # every id dropped: all borrowed
+    grads = tower.item_embedding.weight.grad
+    assert grads[tower.neighbour_ids.flatten().unique()].abs().sum() > 0
+    with pytest.raises(ConfigError, match="id_neighbours > 0 needs use_item_id"):
+        build_blairclip(tmp_path, id_neighbours=2, use_image=False)

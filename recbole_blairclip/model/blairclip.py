@@ -38,11 +38,12 @@ from recbole_blairclip.model.layers import SEQ_ENCODERS, MeanSeqEncoder, Transfo
 from recbole_blairclip.model.lexical import PROFILES, LexicalIndex, fit_item_matrix, history_weights
 from recbole_blairclip.model.loss import clamp_logit_scale, clip_contrastive_loss
 
-TrainingTable = namedtuple("TrainingTable", ["table", "text", "image", "has_image", "item_seq", "targets", "batch_rows"])
+TrainingTable = namedtuple("TrainingTable", ["table", "text", "image", "has_image", "item_seq", "targets", "batch_rows",
+                                             "has_id"])
 TrainingTable.__doc__ = (
     "One training batch's item table: table / text / image [rows, d] (image None without images), has_image "
     "[rows] (None without images), item_seq and targets remapped to table rows, batch_rows (the table rows of "
-    "the batch's distinct items).")
+    "the batch's distinct items), has_id [rows] (the rows scored with their own id embedding; None: all or no ids).")
 
 
 class BLaIRCLIP(SequentialRecommender):
@@ -66,6 +67,7 @@ class BLaIRCLIP(SequentialRecommender):
         self.item_id_dropout = float(config["item_id_dropout"] or 0.0)
         self.unseen_item_id = bool(config["unseen_item_id"] if config["unseen_item_id"] is not None else True)
         self.missing_id = bool(config["missing_id"])
+        self.id_neighbours = int(config["id_neighbours"] or 0)
         self.clip_weight = float(config["clip_weight"])
         self.clip_max_items = int(config["clip_max_items"])
         self.seq_encoder_type = config["seq_encoder"]
@@ -76,6 +78,8 @@ class BLaIRCLIP(SequentialRecommender):
         self.lexical_weight = float(config["lexical_weight"] or 0.0)
         self.lexical_profile = config["lexical_profile"] or "mean"
         self.lexical_decay = float(config["lexical_decay"] if config["lexical_decay"] is not None else 0.7)
+        self.cold_lexical_weight = float(config["cold_lexical_weight"] or 0.0)
+        self.unseen_negatives = bool(config["unseen_negatives"] if config["unseen_negatives"] is not None else True)
         self.initializer_range = float(config["initializer_range"])
         temperature = float(config["temperature"])
         self.max_logit_scale = math.log(float(config["max_logit_scale"]))
@@ -94,9 +98,15 @@ class BLaIRCLIP(SequentialRecommender):
             raise ConfigError(f"temperature {temperature} must be in (0, 1]")
         if self.lexical_profile not in PROFILES:
             raise ConfigError(f"lexical_profile must be one of {list(PROFILES)}, got {self.lexical_profile!r}")
-        if self.lexical_weight > 0.0 and self.text_mode != "frozen":
-            raise ConfigError("lexical_weight > 0 needs text_mode: frozen (the fine-tuned tower trains on "
-                              "in-batch items only); set lexical_weight: 0 or text_mode: frozen")
+        if self.id_neighbours > 0 and not (self.use_item_id and self.text_mode == "frozen"):
+            raise ConfigError("id_neighbours > 0 needs use_item_id: true and text_mode: frozen (neighbours by the "
+                              "frozen text features); set id_neighbours: 0")
+        if self.cold_lexical_weight > 0.0 and not self.use_item_id:
+            raise ConfigError("cold_lexical_weight > 0 needs use_item_id: true (it weighs the items scored without "
+                              "their id); set cold_lexical_weight: 0 or use_item_id: true")
+        if (self.lexical_weight > 0.0 or self.cold_lexical_weight > 0.0) and self.text_mode != "frozen":
+            raise ConfigError("lexical_weight / cold_lexical_weight > 0 need text_mode: frozen (the fine-tuned tower "
+                              "trains on in-batch items only); set them to 0 or text_mode: frozen")
 
         # ---- item tower (text, image, fusion, id) and the contrastive temperature
         text_tower = None
@@ -116,18 +126,24 @@ class BLaIRCLIP(SequentialRecommender):
             image_features=dataset.image_features if self.use_image else None,
             image_mask=dataset.image_mask if self.use_image else None, use_item_id=self.use_item_id,
             id_items=None if self.unseen_item_id else self.training_items(dataset),
-            item_id_dropout=self.item_id_dropout, missing_id=self.missing_id,
+            item_id_dropout=self.item_id_dropout, missing_id=self.missing_id, id_neighbours=self.id_neighbours,
         )
         if self.use_image:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
-        # ---- lexical channel: TF-IDF cosine of history and item words, its weight learned
+        # ---- lexical channel: TF-IDF cosine of history and item words, its weights learned: lexical_scale for
+        # every item, plus cold_lexical_scale for the items scored without their id (unseen in training, or their
+        # id dropped in this step, which is where it learns)
         self.lexical = None
-        if self.lexical_weight > 0.0:
+        if self.lexical_weight > 0.0 or self.cold_lexical_weight > 0.0:
             self.lexical = LexicalIndex(fit_item_matrix(dataset.item_texts, config, source="the item text of "
                                                         f"{dataset.dataset_name}.item"),
                                         mean_history=float(dataset.inter_feat[self.ITEM_SEQ_LEN].float().mean()))
             self.lexical_scale = nn.Parameter(torch.tensor(self.lexical_weight))
+            self.cold_lexical_scale = nn.Parameter(torch.tensor(self.cold_lexical_weight)) \
+                if self.cold_lexical_weight > 0.0 else None
+        # ``unseen_negatives: false``: the items without training interactions leave the training softmax
+        self.register_buffer("train_unseen", ~self.training_items(dataset), persistent=False)
 
         # ---- sequence encoder
         if self.seq_encoder_type == "transformer":
@@ -248,10 +264,10 @@ class BLaIRCLIP(SequentialRecommender):
         batch_items = torch.unique(torch.cat([item_seq.flatten(), targets]))
         batch_items = batch_items[batch_items != 0]
         if self.item_tower.text_tower is None:
-            fused, text, image = self.item_parts(torch.arange(self.n_items, device=item_seq.device))
+            fused, text, image, has_id = self.item_parts(torch.arange(self.n_items, device=item_seq.device))
             has_image = self.item_tower.image_mask if self.use_image else None
-            return TrainingTable(fused, text, image, has_image, item_seq, targets, batch_items)
-        fused, text, image = self.item_parts(batch_items)
+            return TrainingTable(fused, text, image, has_image, item_seq, targets, batch_items, has_id)
+        fused, text, image, _ = self.item_parts(batch_items)
 
         def pad_row(x):
             return None if x is None else torch.cat([x[:1] * 0, x])
@@ -263,10 +279,11 @@ class BLaIRCLIP(SequentialRecommender):
         local_seq = torch.where(item_seq > 0, torch.searchsorted(batch_items, item_seq) + 1, 0)
         return TrainingTable(pad_row(fused), pad_row(text), pad_row(image), has_image, local_seq,
                              torch.searchsorted(batch_items, targets) + 1,
-                             torch.arange(1, len(batch_items) + 1, device=item_seq.device))
+                             torch.arange(1, len(batch_items) + 1, device=item_seq.device), None)
 
-    def next_item_losses(self, item_seq, lengths, targets, table, per_position=None):
-        """Next-item cross-entropy per target (no reduction); ``table`` maps ids to item embeddings.
+    def next_item_losses(self, item_seq, lengths, targets, table, per_position=None, has_id=None):
+        """Next-item cross-entropy per target (no reduction); ``table`` maps ids to item embeddings, ``has_id``
+        (bool [table rows] or None) says which of them carry their id (for ``cold_lexical_scale``).
 
         ``per_position`` (default: ``train_rows == 'user'``): each row is a user's sequence (``item_seq`` =
         history, ``targets`` = the item after it) and every position predicts the next item; losses come in
@@ -292,9 +309,11 @@ class BLaIRCLIP(SequentialRecommender):
                 width = item_seq.shape[1]
                 prefixes = item_seq.unsqueeze(1).expand(-1, width, -1)[valid]
                 prefix_lengths = (torch.arange(width, device=item_seq.device) + 1).expand(len(item_seq), -1)[valid]
-                logits = logits + self.lexical_scale * self.lexical_scores(prefixes, prefix_lengths)
+                logits = logits + self.lexical_scores(prefixes, prefix_lengths) * self.lexical_weights(has_id)
             else:
-                logits = logits + self.lexical_scale * self.lexical_scores(item_seq, lengths)
+                logits = logits + self.lexical_scores(item_seq, lengths) * self.lexical_weights(has_id)
+        if not self.unseen_negatives and len(table) == self.n_items:
+            logits = logits.masked_fill(self.train_unseen, float("-inf"))
         logits[:, 0] = float("-inf")  # never predict padding
         return F.cross_entropy(logits, labels, reduction="none")
 
@@ -314,7 +333,7 @@ class BLaIRCLIP(SequentialRecommender):
         """(next-item cross-entropy, clip_weight x contrastive loss): RecBole sums them and logs each."""
         batch = self._training_table(interaction[self.ITEM_SEQ], interaction[self.POS_ITEM_ID])
         rec_loss = self.next_item_losses(batch.item_seq, interaction[self.ITEM_SEQ_LEN], batch.targets,
-                                         batch.table).mean()
+                                         batch.table, has_id=batch.has_id).mean()
         clip_term = self.contrastive_term(batch.text, batch.image, batch.has_image, batch.batch_rows)
         return rec_loss, clip_term
 
@@ -327,6 +346,17 @@ class BLaIRCLIP(SequentialRecommender):
             self.logit_scale.copy_(clamp_logit_scale(self.logit_scale, self.max_logit_scale))
 
     # ------------------------------------------------------------------ lexical channel
+    def lexical_weights(self, has_id):
+        """The lexical channel's weight of every item: ``lexical_scale``, plus ``cold_lexical_scale`` where the
+        item is scored without its id (``has_id`` False; None = every item has its id)."""
+        if self.cold_lexical_scale is None or has_id is None:
+            return self.lexical_scale
+        return self.lexical_scale + self.cold_lexical_scale * (~has_id).to(self.lexical_scale.dtype)
+
+    def evaluation_has_id(self):
+        """bool [n_items] of the items scored with their id outside training (None: all of them or none)."""
+        return self.item_tower.id_items if self.use_item_id else None
+
     @torch.no_grad()
     def lexical_scores(self, item_seq, lengths):
         """TF-IDF cosines [rows, n_items] of each row's history (``item_seq`` up to ``lengths``, profile
@@ -340,8 +370,8 @@ class BLaIRCLIP(SequentialRecommender):
         item_seq, lengths, items = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], interaction[self.ITEM_ID]
         scores = (self.forward(item_seq, lengths, table) * table[items]).sum(dim=-1)
         if self.lexical is not None:
-            lexical = self.lexical_scores(item_seq, lengths).gather(1, items.unsqueeze(1)).squeeze(1)
-            scores = scores + self.lexical_scale * lexical
+            lexical = self.lexical_scores(item_seq, lengths) * self.lexical_weights(self.evaluation_has_id())
+            scores = scores + lexical.gather(1, items.unsqueeze(1)).squeeze(1)
         return scores
 
     def full_sort_predict(self, interaction):
@@ -349,7 +379,7 @@ class BLaIRCLIP(SequentialRecommender):
         item_seq, lengths = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         scores = self.forward(item_seq, lengths, table) @ table.t()
         if self.lexical is not None:
-            scores = scores + self.lexical_scale * self.lexical_scores(item_seq, lengths)
+            scores = scores + self.lexical_scores(item_seq, lengths) * self.lexical_weights(self.evaluation_has_id())
         return scores
 
 
