@@ -11,6 +11,12 @@ Usage::
 
     python benchmarks/convert_speed.py --workdir /tmp/convert-bench           # full scale
     python benchmarks/convert_speed.py --users 20000 --items 2000 --workdir /tmp/small   # quick try
+    python benchmarks/convert_speed.py --repeat 3 --baseline /path/to/other/checkout   # before vs after
+
+With ``--baseline``, every round also runs the convert step of another checkout (its
+``recbole_blairclip`` first on ``sys.path``, output in ``<workdir>/ds-baseline``) right after this one's,
+so both are timed under the same load; ``--repeat`` runs that many interleaved rounds (the synthetic
+file is built once) and the summary holds every round plus each step's median.
 
 Prints one line per step (wall seconds, reviews/s, CPU seconds of user + system time, peak RSS, the
 machine's 1-minute load average at the end of the step: other processes slow wall times down) and a JSON
@@ -19,6 +25,7 @@ summary.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -51,14 +58,15 @@ print('LINES', n)
     "convert": """
 from recbole_blairclip.data.convert import convert
 s = convert(W + '/raw/Appliances.jsonl.gz', W + '/raw/meta_Appliances.jsonl.gz', name='Appliances',
-            out=W + '/ds', force=True)
+            out=W + OUT, force=True)
 import json; print('STATS', json.dumps({k: s[k] for k in ('reviews', 'dropped', 'kept', 'parts', 'cold_start', 'items')}))
 """,
 }
 
 
-def run_step(name, workdir, users, items):
-    code = f"import sys; sys.path.insert(0, {ROOT!r}); W={workdir!r}; U={users}; I={items}\n" + STEP_CODE[name]
+def run_step(name, workdir, users, items, root=ROOT, out="/ds"):
+    code = (f"import sys; sys.path.insert(0, {root!r}); W={workdir!r}; U={users}; I={items}; OUT={out!r}\n"
+            + STEP_CODE[name])
     wrapper = ("import resource, subprocess, sys, time\n"
                "t = time.perf_counter()\n"
                "p = subprocess.run([sys.executable, '-c', sys.argv[1]], capture_output=True, text=True)\n"
@@ -88,6 +96,8 @@ def main():
     ap.add_argument("--users", type=int, default=1_800_000)
     ap.add_argument("--items", type=int, default=94_000)
     ap.add_argument("--workdir", default="/tmp/convert-bench")
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds of the timed steps")
+    ap.add_argument("--baseline", help="another checkout whose convert is timed in every round too")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     summary = {"users": args.users, "items": args.items}
@@ -97,20 +107,38 @@ def main():
         summary["synth_seconds"] = round(dt, 1)
         print(f"synth: {dt:.1f} s, peak RSS {rss:.0f} MiB")
     summary["reviews_gz_MiB"] = round(os.path.getsize(reviews) / 2**20, 1)
+    steps = [("read", "read", ROOT, "/ds"), ("read+parse", "read+parse", ROOT, "/ds"),
+             ("convert", "convert", ROOT, "/ds")]
+    if args.baseline:
+        steps.append(("convert (baseline)", "convert", os.path.abspath(args.baseline), "/ds-baseline"))
+    rounds = []
     n = None
-    for step in ("read", "read+parse", "convert"):
-        dt, rss, extra = run_step(step, args.workdir, args.users, args.items)
-        if "lines" in extra:
-            n = extra["lines"]
-        if "stats" in extra:
-            n = extra["stats"]["reviews"]["lines"]
-            summary["convert_stats"] = extra["stats"]
-        rate = n / dt if n else float("nan")
-        cpu = extra["cpu_seconds"]
-        summary[step] = {"seconds": round(dt, 2), "reviews_per_s": round(rate), "cpu_seconds": round(cpu, 2),
-                         "peak_rss_MiB": round(rss), "load_avg_1min": round(os.getloadavg()[0], 1)}
-        print(f"{step:>11}: {dt:7.2f} s wall  {rate:>10,.0f} reviews/s  {cpu:7.2f} s CPU  peak RSS {rss:7.0f} MiB"
-              f"  ({n:,} lines, load average {os.getloadavg()[0]:.1f})")
+    for k in range(args.repeat):
+        row = {}
+        for label, step, root, out in steps:
+            dt, rss, extra = run_step(step, args.workdir, args.users, args.items, root, out)
+            if "lines" in extra:
+                n = extra["lines"]
+            if "stats" in extra:
+                n = extra["stats"]["reviews"]["lines"]
+                summary["convert_stats"] = extra["stats"]
+            rate = n / dt if n else float("nan")
+            cpu = extra["cpu_seconds"]
+            row[label] = {"seconds": round(dt, 2), "reviews_per_s": round(rate), "cpu_seconds": round(cpu, 2),
+                          "peak_rss_MiB": round(rss), "load_avg_1min": round(os.getloadavg()[0], 1)}
+            print(f"{label:>18}: {dt:7.2f} s wall  {rate:>10,.0f} reviews/s  {cpu:7.2f} s CPU  peak RSS {rss:7.0f} MiB"
+                  f"  ({n:,} lines, load average {os.getloadavg()[0]:.1f})")
+        floor = row["read+parse"]["seconds"]
+        for label in row:
+            if label.startswith("convert"):
+                row[label]["x_floor"] = round(row[label]["seconds"] / floor, 2)
+        print(f"round {k + 1}: " + ", ".join(f"{label} {row[label]['x_floor']:.2f}x the read+parse floor"
+                                             for label in row if label.startswith("convert")))
+        rounds.append(row)
+    for label, *_ in steps:
+        summary[label] = {key: statistics.median(r[label][key] for r in rounds) for key in rounds[0][label]}
+    if args.repeat > 1:
+        summary["rounds"] = rounds
     print(json.dumps(summary, indent=1))
 
 

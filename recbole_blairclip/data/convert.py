@@ -20,9 +20,10 @@ import time
 
 import numpy as np
 
-from recbole_blairclip.data import meta as meta_file, reviews as review_file
-from recbole_blairclip.data.atomic import prepare_output, staged_folder, write_parts
+from recbole_blairclip.data import atomic, meta as meta_file, reviews as review_file
+from recbole_blairclip.data.atomic import PARTS, atomic_path, prepare_output, staged_folder
 from recbole_blairclip.data.line_rules import LineIssues
+from recbole_blairclip.data.rows import write_interactions
 from recbole_blairclip.data.split import TEST, TRAIN, VALID, split_interactions
 from recbole_blairclip.errors import DatasetError
 from recbole_blairclip.io import write_json
@@ -56,9 +57,9 @@ def _float_str(values):
 
 
 def _part_counts(res, mask, user_names, item_names):
-    users = np.unique(res.user[mask])
-    items = np.unique(res.item[mask])
-    return {"interactions": int(mask.sum()), "users": int(len(users)), "items": int(len(items))}
+    users = np.count_nonzero(np.bincount(res.user[mask], minlength=len(user_names)))
+    items = np.count_nonzero(np.bincount(res.item[mask], minlength=len(item_names)))
+    return {"interactions": int(mask.sum()), "users": int(users), "items": int(items)}
 
 
 def _copy_images(src, dst, item_ids):
@@ -137,7 +138,8 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     if len(res.user) == 0:
         raise DatasetError(f"{reviews}: no user has {min_user_inter} or more distinct items after "
                            "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
-    kept_set = {rv.item_names[i] for i in np.unique(res.item).tolist()}
+    kept_codes = np.flatnonzero(np.bincount(res.item, minlength=len(rv.item_names)))
+    kept_set = {rv.item_names[i] for i in kept_codes.tolist()}
 
     # meta is read after the split, for the kept items only (cleaning text is the slow part)
     metas = {}
@@ -163,18 +165,8 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
                       "duplicate_items": m.duplicates.counts.get("duplicate_item", 0),
                       "duplicate_items_first_lines": m.duplicates.first.get("duplicate_item", [])}
 
-    # ---- strings per kept row -------------------------------------------------------------------
     un, inm = rv.user_names, rv.item_names
-    users_col = review_file.names_of(un, res.user)
-    items_col = [inm[i] for i in res.item.tolist()]
-    base = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in
-            zip(users_col, items_col, _float_str(res.rating), _float_str(res.timestamp))]
     part = res.part
-    start = res.start.tolist()
-    L = max_item_list_length
-
-    def seq_lines(indices):
-        return [f"{base[j]}\t{' '.join(items_col[max(start[j], j - L):j])}\n" for j in indices]
 
     train_idx = np.flatnonzero(part == TRAIN)
     train_seq_idx = train_idx[res.start[train_idx] < train_idx]
@@ -203,9 +195,9 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         item_lines.append(f"{it}\t{text}\t{title}\t{categories}\t{store}\t{url}\n")
 
     train_mask = part == TRAIN
-    train_items = set(res.item[train_mask].tolist())
-    cold_test = int(sum(1 for i in res.item[test_idx].tolist() if i not in train_items))
-    cold_valid = int(sum(1 for i in res.item[valid_idx].tolist() if i not in train_items))
+    in_train = np.bincount(res.item[train_mask], minlength=len(inm)) > 0
+    cold_test = int(np.count_nonzero(~in_train[res.item[test_idx]]))
+    cold_valid = int(np.count_nonzero(~in_train[res.item[valid_idx]]))
     all_mask = np.ones(len(part), dtype=bool)
     stats = {
         "format_version": FORMAT_VERSION,
@@ -236,7 +228,9 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     }
 
     with staged_folder(out, name, force=force) as tmp:
-        write_parts(tmp, name, base, seq_lines, item_lines, train_idx, train_seq_idx, valid_idx, test_idx)
+        write_interactions(tmp, name, res, un, rv.item_vocab, max_item_list_length, train_idx, train_seq_idx,
+                           valid_idx, test_idx)
+        atomic.write_atomic(atomic_path(tmp, name, "item"), PARTS["item"][1], item_lines)
         if images_dir is not None:
             stats["items"]["images_copied"] = _copy_images(images_dir, os.path.join(tmp, "images"), kept_items)
         write_json(os.path.join(tmp, f"{name}.stats.json"), stats)

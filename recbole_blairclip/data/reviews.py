@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recbole_blairclip.data.arrays import int64_array, to_numpy, valid_utf8
 from recbole_blairclip.data.line_rules import MAX_ID_CHARS, MAX_TIME, PAD_TOKEN, LineIssues, bad_reason, loads, \
     valid_id
 from recbole_blairclip.data.reader import iter_byte_blocks, progress_bar, split_lines
@@ -31,15 +32,14 @@ class Reviews:
     lines: int = 0
     blank_lines: int = 0
     issues: LineIssues = field(default_factory=LineIssues)
+    item_vocab: object = None  # item_names as a pyarrow StringArray
 
 
 def names_of(names, codes):
     """The names (Python strings) of int ``codes`` in a list or a pyarrow StringArray vocabulary."""
     if isinstance(names, list):
         return [names[c] for c in np.asarray(codes).tolist()]
-    import pyarrow as pa
-
-    return names.take(pa.array(np.asarray(codes, dtype=np.int64))).to_pylist()
+    return names.take(int64_array(codes)).to_pylist()
 
 
 def _fast_block(block, n_lines, options, keys):
@@ -49,8 +49,9 @@ def _fast_block(block, n_lines, options, keys):
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
+    if not valid_utf8(block):
+        return None
     try:
-        block.decode("utf-8")
         table = pj.read_json(io.BytesIO(block), read_options=options[0], parse_options=options[1])
     except Exception:  # noqa: BLE001 - any parse problem: the exact rules decide line by line
         return None
@@ -113,13 +114,30 @@ def _slow_block(block, first_line, keys, issues, loads, stats):
     return U, I, R, T, L, lineno
 
 
+def _printable_ascii(names):
+    """Boolean mask over a pyarrow StringArray: non-empty strings of the bytes ``!``, ``#``-``~`` only."""
+    import pyarrow as pa
+
+    names = names.cast(pa.large_string())
+    n = len(names)
+    offsets = to_numpy(pa.Array.from_buffers(pa.int64(), n + 1, [None, names.buffers()[1]], offset=names.offset))
+    out = np.zeros(n, dtype=bool)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if len(nonempty) == 0:
+        return out
+    data = np.frombuffer(names.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]):]
+    odd = (data < 0x21) | (data > 0x7E) | (data == 0x22)
+    out[nonempty] = ~np.logical_or.reduceat(odd, offsets[:-1][nonempty] - offsets[0])
+    return out
+
+
 def _bad_codes(names):
     """Boolean mask over a vocabulary (pyarrow StringArray): ids that are not valid tokens."""
     import pyarrow.compute as pc
 
-    simple = pc.match_substring_regex(names, r"^[!#-~]+$").to_numpy(zero_copy_only=False)
-    simple &= pc.utf8_length(names).to_numpy(zero_copy_only=False) <= MAX_ID_CHARS
-    simple &= pc.not_equal(names, PAD_TOKEN).to_numpy(zero_copy_only=False)
+    simple = _printable_ascii(names)
+    length = to_numpy(pc.utf8_length(names))
+    simple &= (length <= MAX_ID_CHARS) & (length != len(PAD_TOKEN))  # the padding token: the Python rule
     bad = np.zeros(len(names), dtype=bool)
     for k in np.flatnonzero(~simple).tolist():  # non-ASCII or odd characters: the exact Python rule
         bad[k] = not valid_id(names[k].as_py())
@@ -154,8 +172,8 @@ def read_reviews(path, progress=False, fast=True):
         if cols is not None:
             users.append(cols[0])
             items.append(cols[1])
-            ratings.append(cols[2].to_numpy())
-            times.append(cols[3].to_numpy().astype(np.float64))
+            ratings.append(to_numpy(cols[2]))
+            times.append(to_numpy(cols[3]).astype(np.float64))
             line_nos.append(np.arange(lineno + 1, lineno + n + 1, dtype=np.int64))
         else:
             U, I, R, T, L, _ = _slow_block(block, lineno + 1, keys, issues, loads, stats)
@@ -172,8 +190,8 @@ def read_reviews(path, progress=False, fast=True):
     user_enc = pa.concat_arrays(users).dictionary_encode() if users else pa.array([], pa.string()).dictionary_encode()
     item_enc = pa.concat_arrays(items).dictionary_encode() if items else pa.array([], pa.string()).dictionary_encode()
     del users, items
-    user = user_enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    item = item_enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    user = to_numpy(user_enc.indices).astype(np.int32)
+    item = to_numpy(item_enc.indices).astype(np.int32)
     rating = np.concatenate(ratings) if ratings else np.zeros(0)
     ts = np.concatenate(times) if times else np.zeros(0)
     lines_of_rows = np.concatenate(line_nos) if line_nos else np.zeros(0, dtype=np.int64)
@@ -193,5 +211,5 @@ def read_reviews(path, progress=False, fast=True):
         ts = ts / spec["time_scale"]
     return Reviews(schema=schema, user=user, item=item, rating=rating, timestamp=ts,
                    user_names=user_enc.dictionary, item_names=item_names, item_index=item_index,
-                   lines=lineno, blank_lines=stats["blank"], issues=issues)
+                   lines=lineno, blank_lines=stats["blank"], issues=issues, item_vocab=item_enc.dictionary)
 

@@ -38,13 +38,18 @@ class SplitResult:
 def _rank(names, codes):
     """Rank (string order) of each name in ``codes`` (unique int codes); returns a dense array over
     all codes where only ``codes`` entries are meaningful. ``names``: a list or a pyarrow StringArray."""
-    from recbole_blairclip.data.reviews import names_of
-
     rank = np.zeros(len(names), dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
-    strings = names_of(names, codes)
-    order = sorted(range(len(strings)), key=strings.__getitem__)
-    rank[codes[np.asarray(order, dtype=np.int64)]] = np.arange(len(order), dtype=np.int64)
+    if isinstance(names, list):
+        strings = [names[c] for c in codes.tolist()]
+        order = np.asarray(sorted(range(len(strings)), key=strings.__getitem__), dtype=np.int64)
+    else:  # Arrow sorts UTF-8 bytewise, which is code point order: Python's string order
+        import pyarrow.compute as pc
+
+        from recbole_blairclip.data.arrays import int64_array, to_numpy
+
+        order = to_numpy(pc.array_sort_indices(names.take(int64_array(codes)))).astype(np.int64)
+    rank[codes[order]] = np.arange(len(order), dtype=np.int64)
     return rank
 
 
