@@ -120,12 +120,13 @@ class BLaIRCLIP(SequentialRecommender):
                                            batch_size=int(text_batch_size))
         elif self.text_mode != "frozen":
             raise ConfigError(f"text_mode '{self.text_mode}' is unknown; use frozen or finetune")
+        seen = self.training_items(dataset)
         self.item_tower = ItemTower(
             self.n_items, self.embedding_size, self.pooler_type, self.fusion_mode,
             text_features=dataset.text_features if text_tower is None else None, text_tower=text_tower,
             image_features=dataset.image_features if self.use_image else None,
             image_mask=dataset.image_mask if self.use_image else None, use_item_id=self.use_item_id,
-            id_items=None if self.unseen_item_id else self.training_items(dataset),
+            id_items=None if self.unseen_item_id else seen,
             item_id_dropout=self.item_id_dropout, missing_id=self.missing_id, id_neighbours=self.id_neighbours,
         )
         if self.use_image:
@@ -143,7 +144,7 @@ class BLaIRCLIP(SequentialRecommender):
             self.cold_lexical_scale = nn.Parameter(torch.tensor(self.cold_lexical_weight)) \
                 if self.cold_lexical_weight > 0.0 else None
         # ``unseen_negatives: false``: the items without training interactions leave the training softmax
-        self.register_buffer("train_unseen", ~self.training_items(dataset), persistent=False)
+        self.register_buffer("train_unseen", ~seen, persistent=False)
 
         # ---- sequence encoder
         if self.seq_encoder_type == "transformer":
