@@ -137,7 +137,7 @@ def run_case(args):
         def dense_batch(b):
             return user_emb[b.to(config["device"])] @ item_emb.T
 
-        # first call builds the CPU scoring split (dense head + sparse tail), cached afterwards
+        # first call builds the CPU scorer (term split by cost, head block, item tiles), cached afterwards
         _, split_build_s, split_build_peak, _ = measure(lambda: tfidf_batch(batches[0][:1]))
         # TF-IDF and dense batches interleaved, so that other processes' load hits both alike
         s_t = s_d = 0.0
@@ -166,7 +166,9 @@ def run_case(args):
         old = torch.from_numpy(np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0))
         new = tfidf_batch(check).view(len(check), -1).cpu().double()
         report.update(split_build_s=split_build_s, split_build_peak_mib=split_build_peak,
-                      n_head=model.lexical.score_parts()["n_head"], max_abs_diff_vs_scipy=float((old - new).abs().max()),
+                      **({} if str(config["device"]) != "cpu" else {
+                          f"n_{k}": getattr(model.lexical.cpu_scorer(), f"n_{k}") for k in ("head", "mid", "rare")}),
+                      max_abs_diff_vs_scipy=float((old - new).abs().max()),
                       ratio_dense_over_tfidf_time=s_t / s_d)
         # the same TF-IDF dot products done densely (vocabulary-wide vectors): 32 users x 1,000 items,
         # extrapolated to every item; a dense items x vocabulary matrix would need items * terms * 4 bytes

@@ -14,6 +14,7 @@ import recbole_blairclip
 from recbole_blairclip.errors import ConfigError, DatasetError
 import crosscheck  # tests/crosscheck.py: the independent numpy oracle
 from recbole_blairclip.model import lexical as lexical_module
+from recbole_blairclip.model import lexical_cpu
 from recbole_blairclip.quick_start import build_model, build_trainer, load_best, make_config, prepare
 
 DOCS = {"a": "Red apple fruit", "b": "green APPLE", "c": "red car"}
@@ -235,22 +236,27 @@ def test_saved_run_reloads_the_checkpoint(tiny_data):
     assert again["result"] == pytest.approx(result["test_result"], abs=1e-9)
 
 
-@pytest.mark.parametrize("head_max, scatter_cost", [(0, 1e9), (3, 1e9), (128, 1e9), (10**6, 1e9), (10**6, 0),
-                                                     (10**6, 60)])
-def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeypatch, head_max, scatter_cost):
-    """CPU scoring (dense GEMM over the most frequent terms + sparse x sparse over the rest) against
-    scipy: profile = weights x X, cosine with every item row; the same for the CUDA-path SpMM."""
+# (gemm, spmm, scatter) costs that force every term to one kind, or mix them; head caps; tile sizes
+@pytest.mark.parametrize("costs, head_max, tile", [
+    ((0.0, 1e9, 1e9), 10**6, 4096), ((0.0, 1e9, 1e9), 3, 7), ((1e9, 0.0, 1e9), 10**6, 7), ((1e9, 1e9, 0.0), 10**6, 7),
+    ((0.032, 0.2, 4.0), 10**6, 4096), ((1.0, 0.05, 3.0), 10**6, 5), ((0.0, 1e9, 1e9), 0, 16)])
+def test_split_scoring_matches_scipy_cosines_for_any_term_split(tmp_path, monkeypatch, costs, head_max, tile):
+    """CPU scoring (dense GEMM over head terms + sparse x dense over mid terms + sparse x sparse over the
+    rare ones, in item tiles) against scipy: profile = weights x X, cosine with every item row; the same for
+    the CUDA-path SpMM."""
     import scipy.sparse as sp
 
     write_tiny_dataset(str(tmp_path / "dataset_atomic"), n_users=30, n_items=40)
     _, ds, model, _ = build(tmp_path, dataset="tiny", tfidf_ngram_range=[1, 2], user_profile="recency",
                             recency_decay=0.7)
-    monkeypatch.setattr(lexical_module, "_HEAD_MAX", head_max)
-    monkeypatch.setattr(lexical_module, "_SCATTER_COST", scatter_cost)  # 1e9: every term wants the head, 0: none
-    model.lexical.__dict__.pop("_cache", None)  # the CPU split is rebuilt with this head size
+    for name, value in zip(("_GEMM_NS", "_SPMM_NS", "_SCATTER_NS"), costs):
+        monkeypatch.setattr(lexical_cpu, name, value)
+    monkeypatch.setattr(lexical_cpu, "_HEAD_MAX", head_max)
+    monkeypatch.setattr(lexical_cpu, "_TILE", tile)
+    model.lexical.__dict__.pop("_cache", None)  # the CPU scorer is rebuilt with these costs
     X = sp.csr_matrix((model.lexical.item_val.numpy(), model.lexical.item_col.numpy(), model.lexical.item_crow.numpy()),
                       shape=(model.n_items, int(model.lexical.n_terms))).astype(np.float64)
-    rng = np.random.default_rng(head_max + int(scatter_cost))
+    rng = np.random.default_rng(head_max % 1000 + tile)
     hist = torch.from_numpy(rng.integers(0, model.n_items, size=(25, 6)))
     lengths = torch.from_numpy(rng.integers(1, 7, size=25))
     hist = torch.where(torch.arange(6)[None, :] < lengths[:, None], hist, torch.zeros_like(hist))
@@ -268,14 +274,51 @@ def test_split_scoring_matches_scipy_cosines_for_any_head_size(tmp_path, monkeyp
     expected = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
     assert np.abs(expected).max() > 0.1 and (expected == 0).any()
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    n_head = model.lexical.score_parts()["n_head"]
-    nnz = model.lexical.item_val.numel()
-    cap = min(head_max, int(model.lexical.n_terms), lexical_module._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
-    assert n_head <= cap
-    if scatter_cost in (0, 1e9):  # the cost rule at its ends: no term, or every term the caps allow
-        assert n_head == (cap if scatter_cost else 0)
-    assert model.lexical.score_parts()["head"].numel() <= lexical_module._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
+    scorer = model.lexical.cpu_scorer()
+    nnz, n_terms = model.lexical.item_val.numel(), int(model.lexical.n_terms)
+    cap = min(head_max, n_terms, lexical_cpu._HEAD_FLOATS_PER_NNZ * nnz // model.n_items)
+    assert scorer.n_head + scorer.n_mid + scorer.n_rare == n_terms
+    if costs[0] == 0.0:  # every term wants the head: the caps allow `cap`, the rest go to rare (cheaper here)
+        assert (scorer.n_head, scorer.n_rare) == (cap, n_terms - cap)
+    elif costs[1] == 0.0:
+        assert scorer.n_mid == n_terms
+    elif costs[2] == 0.0:
+        assert scorer.n_rare == n_terms
+    else:  # mixed: what term_split chose (checked by brute force in the next test)
+        kind, _ = lexical_cpu.term_split(np.bincount(model.lexical.item_col.numpy(), minlength=n_terms),
+                                         model.n_items, model.lexical.mean_history, nnz)
+        assert [scorer.n_head, scorer.n_mid, scorer.n_rare] == np.bincount(kind, minlength=3).tolist()
+    assert len(scorer.tiles) == -(-model.n_items // tile)
+    assert scorer.head.numel() <= lexical_cpu._HEAD_FLOATS_PER_NNZ * nnz  # memory O(non-zeros)
+    assert scorer.memory_floats() <= 2 * nnz + 2 * nnz + 2 * len(scorer.tiles) * (tile + n_terms + 2)
     # the CUDA path (the same unit profiles, sparse item matrix x dense block) gives the same cosines
     P = model.lexical.profiles(hist, model.history_weights(hist, lengths))
     spmm = model.lexical._scores_spmm(P, torch.empty(25, model.n_items), torch.zeros(int(model.lexical.n_terms), 30))
     np.testing.assert_allclose(spmm.numpy(), expected, atol=1e-6)
+
+
+def test_term_split_gives_each_term_its_cheapest_kind_within_the_head_caps():
+    """term_split against a per-term brute force: cost of a head column n_items * gemm, of a mid term
+    df * spmm, of a rare term P(a user has it) * df * scatter; the head keeps its most frequent terms up to
+    the caps and the others go to the cheaper of mid and rare."""
+    rng = np.random.default_rng(5)
+    n_items, h = 1000, 3.0
+    df = np.concatenate([rng.integers(1, n_items, 40), rng.integers(1, 30, 400), [n_items, n_items]])
+    for nnz in (10**6, 3 * n_items):  # head cap 256 terms, then 2 * nnz / n_items = 6 columns
+        kind, order = lexical_cpu.term_split(df, n_items, h, nnz)
+        assert (np.diff(df[order]) <= 0).all()
+        cost = np.stack([np.full(len(df), n_items * lexical_cpu._GEMM_NS), df * lexical_cpu._SPMM_NS,
+                         (1 - (1 - df / n_items) ** h) * df * lexical_cpu._SCATTER_NS])
+        best = cost.argmin(axis=0)
+        cap = min(lexical_cpu._HEAD_MAX, 2 * nnz // n_items)
+        want = [t for t in order if best[t] == 0]
+        head = set(want[:cap])
+        for t in range(len(df)):
+            if t in head:
+                assert kind[t] == 0
+            elif best[t] == 0:
+                assert kind[t] == (1 if cost[1, t] <= cost[2, t] else 2)
+            else:
+                assert kind[t] == best[t]
+        assert (kind == 0).sum() == min(cap, len(want)) and len(want) > 6  # the second nnz caps the head
+        assert {0, 1, 2} <= set(kind.tolist())

@@ -9,12 +9,13 @@ three 1-D arrays of a CSR matrix. A batch of histories is scored as
                          the history rows; each row divided by its norm (LexicalIndex.profiles, every device)
     S = P @ X^T / |X_j|  cosines, rows x items
 
-On CPU, S is one dense GEMM over the most frequent terms (a small dense items x head block) written in
-place, plus a sparse x sparse product over the other terms added in place (LexicalIndex.score_parts); on
-CUDA, X as a torch sparse CSR tensor times P scattered into a dense vocabulary x rows block. The only dense
-blocks are items x head (at most ``_HEAD_FLOATS_PER_NNZ`` floats per non-zero), vocabulary x rows (CUDA,
-in chunks bounded by ``_DENSE_BUDGET`` floats) and the rows x items score matrix every full-sort model
-returns; an items x vocabulary dense matrix never exists.
+On CPU (model/lexical_cpu.py), S is three exact sums over disjoint term sets chosen by cost: a dense
+GEMM over the most frequent terms, a sparse x dense product over the next ones and a sparse x sparse
+product over the rare rest, in item tiles; on CUDA, X as a torch sparse CSR tensor times P scattered into
+a dense vocabulary x rows block. The only dense blocks are items x head (at most 2 floats per non-zero,
+lexical_cpu), a tile x rows workspace, vocabulary x rows (CUDA, in chunks bounded by ``_DENSE_BUDGET``
+floats) and the rows x items score matrix every full-sort model returns; an items x vocabulary dense
+matrix never exists.
 
 Items with empty text have a zero vector and score 0 (never NaN); so does every item for a history that
 has no text.
@@ -29,10 +30,6 @@ from recbole_blairclip.errors import ConfigError
 
 PROFILES = ("mean", "recency", "last")
 _DENSE_BUDGET = 1 << 24  # floats in one rows x vocabulary block (64 MiB in float32)
-_HEAD_MAX = 256  # most frequent terms scored densely on CPU (see LexicalIndex.score_parts)
-_HEAD_FLOATS_PER_NNZ = 2  # the dense head holds at most this many floats per non-zero of the item matrix
-_SCATTER_COST = 60  # one scattered add of the sparse tail costs about this many head-GEMM multiply-adds (CPU,
-# measured on the benchmark shape, benchmarks/RESULTS.md); it sets the head size (LexicalIndex.head_size)
 
 # the tfidf_* keys and their values when a model's yaml does not set them (TFIDF.yaml sets every one)
 VECTORIZER_DEFAULTS = {
@@ -120,7 +117,7 @@ class LexicalIndex(nn.Module):
     cosine scores of history profiles against every item (see the module docstring).
 
     ``matrix``: scipy CSR items x vocabulary (:func:`fit_item_matrix`); ``mean_history``: the mean number of
-    history items of a scored row, which sets the CPU head size (:meth:`head_size`)."""
+    history items of a scored row, which sets the CPU term split (:func:`~recbole_blairclip.model.lexical_cpu.term_split`)."""
 
     def __init__(self, matrix, mean_history=1.0):
         super().__init__()
@@ -186,98 +183,23 @@ class LexicalIndex(nn.Module):
         P.data = (P.data * inv[row_of]).astype(np.float32)
         return P
 
-    def score_parts(self):
-        """The item side split for CPU scoring, built from the buffers and cached (not saved).
+    def cpu_scorer(self):
+        """The item side of CPU scoring (:class:`~recbole_blairclip.model.lexical_cpu.TiledScorer`: the term
+        split by cost, the dense head block and the item tiles), built from the buffers with unit item rows
+        (so its products are cosines) and cached, not saved; rebuilt when a buffer changes (device move,
+        checkpoint load)."""
+        return self._cached("cpu_scorer", self._build_cpu_scorer)
 
-        Terms sorted by document frequency: the ``head`` most frequent ones (:meth:`head_size`) become a
-        dense items x head matrix (one GEMM per user chunk; at most ``_HEAD_MAX`` columns and
-        ``_HEAD_FLOATS_PER_NNZ`` floats per non-zero of the CSR matrix, so memory stays O(non-zeros));
-        the other ("tail") terms stay sparse as the
-        vocabulary x items CSR transpose, whose head rows are empty. A user's tail profile has a few
-        hundred rare terms, so sparse x sparse touches only the items that share them.
-        Rebuilt when a buffer changes (device move, checkpoint load).
-        """
-        return self._cached("score_parts", self._build_score_parts)
-
-    def head_size(self, df, nnz):
-        """How many of the most frequent terms to score densely, by cost: a head term costs one GEMM
-        column (``n_items`` multiply-adds per user); left in the tail it costs a user who has it ``df``
-        scattered adds (``_SCATTER_COST`` multiply-adds each), and a user of ``h`` history items (the mean
-        history of a scored row, ``mean_history``) has it with probability ``1 - (1 - df / n_items) ** h``. Every term whose expected
-        tail cost is higher than its column goes to the head, capped by ``_HEAD_MAX`` and the memory bound
-        (``_HEAD_FLOATS_PER_NNZ`` floats per non-zero)."""
-        n_items = max(self.n_items, 1)
-        cap = int(min(_HEAD_MAX, len(df), _HEAD_FLOATS_PER_NNZ * nnz // n_items))
-        h = max(self.mean_history, 1.0)
-        share = 1.0 - (1.0 - np.asarray(df, dtype=np.float64) / n_items) ** h
-        return min(cap, int((_SCATTER_COST * df * share > n_items).sum()))
-
-    def _build_score_parts(self):
+    def _build_cpu_scorer(self):
         import scipy.sparse as sp
 
-        n_terms, device = int(self.n_terms), self.item_val.device
-        X = self.item_csr()
-        df = np.bincount(X.indices, minlength=n_terms)
-        n_head = self.head_size(df, X.nnz)
-        order = np.argsort(-df, kind="stable")
-        head = np.sort(order[:n_head])
-        slot = np.full(n_terms, -1, dtype=np.int64)
-        slot[head] = np.arange(n_head)
-        is_tail = np.ones(n_terms, dtype=bool)
-        is_tail[head] = False
+        from recbole_blairclip.model.lexical_cpu import TiledScorer
+
         norms = self.item_norm.cpu().numpy()
         inv_norm = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        X = sp.diags(inv_norm) @ X  # unit rows (zero rows stay zero): products are cosines directly
-        XT = X.T.tocsr()
-        XT_tail = sp.diags(is_tail.astype(np.float32)) @ XT  # head rows emptied
-        XT_tail.eliminate_zeros()
-        XT_tail.sort_indices()
-        with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-            warnings.simplefilter("ignore", UserWarning)
-            index = np.int32 if XT_tail.nnz < 2**31 and n_terms < 2**31 else np.int64  # int32: less to read
-            tail = torch.sparse_csr_tensor(
-                torch.from_numpy(XT_tail.indptr.astype(index)), torch.from_numpy(XT_tail.indices.astype(index)),
-                torch.from_numpy(XT_tail.data.astype(np.float32)), size=(n_terms, self.n_items), device=device,
-            )
-        return {
-            "slot_np": slot,
-            "slot": torch.from_numpy(slot).to(device),
-            "head": torch.from_numpy(np.ascontiguousarray(X[:, head].toarray().T)).to(device),  # head x items
-            "tail": tail,
-            "index": index,
-            "n_head": n_head,
-        }
-
-    def _scores_cpu(self, P, out):
-        """CPU cosines of a chunk's unit profiles ``P`` (:meth:`profiles`), written into ``out`` (users x
-        items, contiguous): split into the dense head block and the sparse tail rows, one GEMM over the
-        head terms written in place, then one sparse x sparse product added in place (the users x items
-        block is written once and updated once: at this size scoring is bound by that memory traffic)."""
-        parts = self.score_parts()
-        n_users = P.shape[0]
-        row_of = np.repeat(np.arange(n_users), np.diff(P.indptr))
-        values = P.data
-        slot = parts["slot_np"][P.indices]
-        in_head = slot >= 0
-        head_profile = np.zeros((n_users, parts["n_head"]), dtype=np.float32)
-        head_profile[row_of[in_head], slot[in_head]] = values[in_head]
-        if parts["n_head"]:
-            torch.matmul(torch.from_numpy(head_profile), parts["head"], out=out)
-        else:
-            out.zero_()
-        tail = ~in_head
-        if tail.any():
-            index = parts["index"]  # the same index type as the tail's
-            crow = np.zeros(n_users + 1, dtype=index)
-            crow[1:] = np.cumsum(np.bincount(row_of[tail], minlength=n_users))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                profile = torch.sparse_csr_tensor(
-                    torch.from_numpy(crow), torch.from_numpy(P.indices[tail].astype(index)),
-                    torch.from_numpy(values[tail]), size=(n_users, int(self.n_terms)),
-                )
-                out.addmm_(profile, parts["tail"])  # dense += sparse x sparse, in place
-        return out
+        unit = (sp.diags(inv_norm) @ self.item_csr()).tocsr()  # unit rows; zero rows stay zero
+        unit.sort_indices()
+        return TiledScorer(unit, mean_history=self.mean_history)
 
     def _scores_spmm(self, P, out, block):
         """Cosines of a chunk's unit profiles ``P`` (:meth:`profiles`) on any device (the CUDA path): the
@@ -301,8 +223,8 @@ class LexicalIndex(nn.Module):
         positions) against every item.
 
         Users are scored in chunks, each chunk's unit profiles built by :meth:`profiles`. On CPU a chunk
-        is scored by :meth:`_scores_cpu` (dense GEMM over the most frequent terms + sparse x sparse over
-        the others); elsewhere (CUDA) by :meth:`_scores_spmm` (sparse item matrix x one reused dense
+        is scored by :meth:`cpu_scorer` (dense GEMM over the most frequent terms, sparse x dense over the
+        next ones, sparse x sparse over the rare rest, in item tiles); elsewhere (CUDA) by :meth:`_scores_spmm` (sparse item matrix x one reused dense
         vocabulary x users block). Both compute the same sums of products.
         """
         n_users = hist.shape[0]
@@ -317,7 +239,7 @@ class LexicalIndex(nn.Module):
             stop = min(start + chunk, n_users)
             P = self.profiles(hist[start:stop], weights[start:stop])
             if block is None:
-                self._scores_cpu(P, out[start:stop])
+                self.cpu_scorer().score(P, out[start:stop])
             else:
                 self._scores_spmm(P, out[start:stop], block)
         return out
