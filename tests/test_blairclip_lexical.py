@@ -103,6 +103,8 @@ def test_a_run_with_the_lexical_channel_evaluates(tmp_path, data):
 def test_lexical_channel_with_finetuned_text_or_a_bad_profile_is_refused(tmp_path, data):
     with pytest.raises(ConfigError, match="cold_lexical_weight > 0 need text_mode: frozen"):
         build_blairclip(tmp_path, lexical_weight=1.0, text_mode="finetune", text_encoder=str(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="unseen_negatives: false needs text_mode: frozen"):
+        build_blairclip(tmp_path, unseen_negatives=False, text_mode="finetune", text_encoder=str(tmp_path / "none"))
     with pytest.raises(ConfigError, match="lexical_profile"):
         build_blairclip(tmp_path, lexical_weight=1.0, lexical_profile="median")
     with pytest.raises(ConfigError, match="cold_lexical_weight > 0 needs use_item_id: true"):

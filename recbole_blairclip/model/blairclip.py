@@ -107,6 +107,10 @@ class BLaIRCLIP(SequentialRecommender):
         if (self.lexical_weight > 0.0 or self.cold_lexical_weight > 0.0) and self.text_mode != "frozen":
             raise ConfigError("lexical_weight / cold_lexical_weight > 0 need text_mode: frozen (the fine-tuned tower "
                               "trains on in-batch items only); set them to 0 or text_mode: frozen")
+        if not self.unseen_negatives and self.text_mode != "frozen":
+            raise ConfigError("unseen_negatives: false needs text_mode: frozen (the fine-tuned tower's softmax is "
+                              "over in-batch items only, so there is no catalogue to leave items out of); set "
+                              "unseen_negatives: true or text_mode: frozen")
 
         # ---- item tower (text, image, fusion, id) and the contrastive temperature
         text_tower = None
