@@ -6,7 +6,8 @@ through RecBole's TraditionalTrainer), a dummy parameter for the optimizer, a ze
 gradient, and all state in buffers (saved with the checkpoint, moved with ``.to(device)``).
 
 Scoring is :class:`~recbole_blairclip.model.lexical.LexicalIndex` (the item matrix as CSR buffers, unit
-profiles, cosines by a dense head GEMM plus a sparse tail on CPU, SpMM on CUDA; memory O(non-zeros)).
+profiles, cosines by a head GEMM, a mid sparse x dense and a rare sparse x sparse product on CPU
+(``lexical_cpu``), SpMM on CUDA; memory O(non-zeros)).
 
 The history of a user is the ``item_id_list`` / ``item_length`` of the evaluation row when present (the
 shared evaluation protocol hands every earlier interaction to models with ``uses_eval_history``: train
