@@ -13,7 +13,7 @@ import numpy as np
 from recbole_blairclip.data.arrays import int64_array, to_numpy, valid_utf8
 from recbole_blairclip.data.line_rules import MAX_ID_CHARS, MAX_TIME, PAD_TOKEN, LineIssues, bad_reason, loads, \
     valid_id
-from recbole_blairclip.data.reader import iter_byte_blocks, progress_bar, split_lines
+from recbole_blairclip.data.reader import iter_counted_blocks, progress_bar, split_lines
 from recbole_blairclip.data.schema import REVIEW_SCHEMAS, detect_schema
 
 
@@ -166,8 +166,7 @@ def read_reviews(path, progress=False, fast=True):
     users, items, ratings, times, line_nos = [], [], [], [], []
     lineno = 0
     bar = progress_bar(path, "reading reviews", progress)
-    for block in iter_byte_blocks(path):
-        n = block.count(b"\n") + (not block.endswith(b"\n"))
+    for block, n in iter_counted_blocks(path):
         cols = _fast_block(block, n, options, keys) if fast else None
         if cols is not None:
             users.append(cols[0])
