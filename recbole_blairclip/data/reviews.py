@@ -144,12 +144,14 @@ def _bad_codes(names):
     return bad
 
 
-def read_reviews(path, progress=False, fast=True):
+def read_reviews(path, progress=False, fast=True, after_pass=None):
     """Stream one reviews file into :class:`Reviews` (line rules: :mod:`~recbole_blairclip.data.line_rules`).
 
     Blocks of clean lines are parsed by pyarrow's C++ JSON reader (``fast``); any block where that could
     differ from the line rules (a bad line, a blank line, a null, a wrong type) is parsed line by line
-    with orjson, so both give the same result."""
+    with orjson, so both give the same result. ``after_pass`` (no arguments) is called once the whole
+    file is read, before the id vocabularies are built (which runs without the GIL: convert starts its
+    meta scan there, in a thread)."""
     import pyarrow as pa
     import pyarrow.json as pj
 
@@ -186,6 +188,8 @@ def read_reviews(path, progress=False, fast=True):
             bar.update(n)
     if bar is not None:
         bar.close()
+    if after_pass is not None:
+        after_pass()
     user_enc = pa.concat_arrays(users).dictionary_encode() if users else pa.array([], pa.string()).dictionary_encode()
     item_enc = pa.concat_arrays(items).dictionary_encode() if items else pa.array([], pa.string()).dictionary_encode()
     del users, items

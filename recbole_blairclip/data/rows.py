@@ -7,22 +7,10 @@ the sequential parts), byte for byte; Arrow's string kernels join them a chunk o
 import numpy as np
 
 from recbole_blairclip.data import atomic
-from recbole_blairclip.data.arrays import int64_array
+from recbole_blairclip.data.arrays import int64_array, str_array as _strings
 from recbole_blairclip.data.atomic import PARTS, atomic_path
 
 _CHUNK = 1 << 20  # rows joined and written at a time (bounds the memory of one file's lines)
-
-
-def _strings(values):
-    """A pyarrow large_string array of Python str ``values``."""
-    import pyarrow as pa
-
-    data = "".join(values).encode("utf-8")
-    lengths = np.fromiter((len(v.encode("utf-8")) for v in values), dtype=np.int64, count=len(values)) \
-        if not data.isascii() else np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _scalar(text):
