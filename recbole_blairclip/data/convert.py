@@ -58,7 +58,8 @@ def _float_str(values):
 
 
 def _part_counts(res, mask, user_names, item_names):
-    users = np.count_nonzero(np.bincount(res.user[mask], minlength=len(user_names)))
+    user = res.user[mask]  # the rows are in user order: a user's rows are contiguous
+    users = len(user) and 1 + np.count_nonzero(user[1:] != user[:-1])
     items = np.count_nonzero(np.bincount(res.item[mask], minlength=len(item_names)))
     return {"interactions": int(mask.sum()), "users": int(users), "items": int(items)}
 
@@ -145,12 +146,12 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
                                "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
         kept_codes = np.flatnonzero(np.bincount(res.item, minlength=len(rv.item_names)))
         kept_set = {rv.item_names[i] for i in kept_codes.tolist()}
-        # the meta of the kept items is cleaned (the slow part) in the thread while the interactions are written
-        items_job = pool.submit(_item_part, meta, scan[0] if scan else None, kept_set, rv.item_index,
-                                include_meta_items, text_fields, max_text_chars)
         stats, inter_rows = _interaction_stats(res, rv, name, reviews, two_way, min_user_inter, item_core,
                                                max_item_list_length, text_fields, keep_items_without_meta,
                                                include_meta_items, max_text_chars)
+        # the meta of the kept items is cleaned (the slow part) in the thread while the interactions are written
+        items_job = pool.submit(_item_part, meta, scan[0] if scan else None, kept_set, rv.item_index,
+                                include_meta_items, text_fields, max_text_chars)
         with staged_folder(out, name, force=force) as tmp:
             write_interactions(tmp, name, res, rv.user_names, rv.item_vocab, max_item_list_length, *inter_rows)
             meta_stats, kept_items, item_lines, item_counts = items_job.result()

@@ -126,6 +126,9 @@ def _printable_ascii(names):
     if len(nonempty) == 0:
         return out
     data = np.frombuffer(names.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]):]
+    if data.min() >= 0x21 and data.max() <= 0x7E and not (data == 0x22).any():  # the usual case: no odd byte
+        out[nonempty] = True
+        return out
     odd = (data < 0x21) | (data > 0x7E) | (data == 0x22)
     out[nonempty] = ~np.logical_or.reduceat(odd, offsets[:-1][nonempty] - offsets[0])
     return out
@@ -161,7 +164,9 @@ def read_reviews(path, progress=False, fast=True, after_pass=None):
     keys = (spec["user"], spec["item"], spec["rating"], spec["time"])
     arrow_schema = pa.schema([(keys[0], pa.string()), (keys[1], pa.string()), (keys[2], pa.float64()),
                               (keys[3], pa.int64())])
-    options = (pj.ReadOptions(use_threads=True, block_size=1 << 22),
+    # one parse chunk per block (blocks are a few MiB); Arrow's threads only when its pool has more than one
+    # (OMP_NUM_THREADS=1 sets it to one: then threads only add overhead)
+    options = (pj.ReadOptions(use_threads=pa.cpu_count() > 1, block_size=1 << 24),
                pj.ParseOptions(explicit_schema=arrow_schema, unexpected_field_behavior="ignore"))
     issues = LineIssues()
     stats = {"blank": 0}
