@@ -52,6 +52,10 @@ def image_url_2023(images):
         images = rows
     if not isinstance(images, list):
         return ""
+    if images and type(images[0]) is dict and images[0].get("variant") == "MAIN":  # the usual case
+        url = _first_url(images[0].get("large"))
+        if url:
+            return url
     records = [im for im in images if isinstance(im, dict)]
     records.sort(key=lambda im: im.get("variant") != "MAIN")  # stable: MAIN first, else file order
     for im in records:
@@ -79,11 +83,11 @@ def image_url_2018(meta):
 def item_meta(obj, schema, text_fields):
     """Build the :class:`ItemMeta` of one meta record."""
     alias = META_SCHEMAS[schema]["alias"]
-    fields = [alias.get(f, f) for f in text_fields]
     url = image_url_2023(obj.get("images")) if schema == "amazon2023" else image_url_2018(obj)
-    url = clean_text(url).replace(" ", "%20")
+    if url:
+        url = clean_text(url).replace(" ", "%20")
     title = clean_text(flatten_text(obj.get("title")))
-    return ItemMeta(item_text=build_item_text(obj, fields, {"title": title}),
+    return ItemMeta(item_text=build_item_text(obj, [alias.get(f, f) for f in text_fields], {"title": title}),
                     title=title,
                     categories=to_category_tokens(obj.get(alias.get("categories", "categories"))),
                     store=to_token(obj.get(alias.get("store", "store"))),
