@@ -11,8 +11,9 @@ Item rules: the ``.item`` file lists every item of the kept interactions (string
 meta item with ``include_meta_items=True``. Items without a meta record stay with empty text (counted
 as ``items_without_meta``) unless ``keep_items_without_meta=False``, which drops their interactions
 before the user filter. Meta records of items that never occur in the reviews are skipped (counted as
-``unknown_items``), as are those of reviewed items the filters dropped (``not_kept_items``). Meta is
-read after the split, for the kept items only.
+``unknown_items``), as are those of reviewed items the filters dropped (``not_kept_items``). The meta file
+is scanned in a worker thread while the review ids are encoded (Arrow, without the GIL); only the kept
+items' records are cleaned, after the split, while the interaction files are written.
 """
 import os
 import shutil
