@@ -12,12 +12,16 @@ This module
 * :func:`require_ray` stops a feature that needs current Ray (>= 2.40) with a one-line fix when the Ray
   2.6.3 of RecBole's own pin is installed;
 * restores ``scipy.sparse.dok_matrix._update`` (removed in recent scipy), which RecBole's graph models
-  (LightGCN, NGCF, GCMC, NCL, SpectralCF, KGIN, MCCLK) call to build their adjacency matrix;
+  (LightGCN, NGCF, GCMC, NCL, SpectralCF, KGIN, MCCLK) call to build their adjacency matrix: at once when
+  scipy.sparse is already imported, else by an import hook the moment it is first imported (so commands
+  that never use scipy do not import it);
 * loads RecBole checkpoints, which pickle their ``Config``: torch >= 2.6 refuses them with the default
   ``weights_only=True``. :func:`load_recbole_checkpoint` is the only place in the project that passes
   ``weights_only=False``. Load only checkpoints you trust (your own runs): unpickling runs code.
 """
+import importlib.abc
 import importlib.util
+import sys
 
 import numpy as np
 
@@ -31,6 +35,49 @@ _NUMPY_ALIASES = {"float_": "float64", "complex_": "complex128", "unicode_": "st
 def _dok_update(self, data):
     """Bulk insert {(row, col): value} without per-item checks, as scipy's old private method did."""
     self._dict.update(data)
+
+
+def _patch_scipy_sparse(sp):
+    """Give ``sp.dok_matrix`` its old ``_update`` when this scipy lacks it."""
+    if not hasattr(sp.dok_matrix, "_update") and hasattr(sp.dok_matrix((1, 1)), "_dict"):
+        sp.dok_matrix._update = _dok_update
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Applies :func:`_patch_scipy_sparse` right after ``scipy.sparse`` is first imported, so commands that
+    never touch scipy (``blairclip convert``) do not pay for importing it (0.3-1.4 s)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "scipy.sparse":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch_scipy_sparse(module)
+
+        loader.exec_module = exec_and_patch
+        return spec
+
+
+def _patch_scipy_when_imported():
+    """Patch scipy.sparse now when it is already imported, else as soon as it is (once per process)."""
+    module = sys.modules.get("scipy.sparse")
+    if module is not None:
+        _patch_scipy_sparse(module)
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
 
 
 def _installed_version(package):
@@ -63,10 +110,7 @@ def apply():
     for alias, target in _NUMPY_ALIASES.items():
         if not hasattr(np, alias):
             setattr(np, alias, getattr(np, target))
-    import scipy.sparse as sp
-
-    if not hasattr(sp.dok_matrix, "_update") and hasattr(sp.dok_matrix((1, 1)), "_dict"):
-        sp.dok_matrix._update = _dok_update
+    _patch_scipy_when_imported()
     found = _installed_version("pandas")  # read from the metadata: importing pandas costs ~1.4 s per command
     if found is not None and _major(found) >= 3:
         raise ImportError(

@@ -211,6 +211,20 @@ def test_graph_models_run_on_current_scipy(tiny_data):
     _assert_plain_result(result)
 
 
+def test_scipy_patch_waits_for_scipy_import():
+    """Importing the package does not import scipy.sparse (convert never needs it); the dok_matrix patch
+    is applied when scipy.sparse is first imported, however it is imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recbole_blairclip; before = 'scipy.sparse' in sys.modules\n"
+            "from scipy import sparse\n"
+            "m = sparse.dok_matrix((2, 2)); m._update({(1, 0): 3.0})\n"
+            "print(before, m.toarray().tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False [[0.0, 0.0], [3.0, 0.0]]"
+
+
 def test_auc_metric_name_runs_in_full_sort(tiny_data):
     """`metrics: [AUC]` (RecBole's value metric, impossible in full sort) means the per-user AUC."""
     config = {**tiny_data, "metrics": ["Recall", "AUC"], "topk": [10], "valid_metric": "AUC"}

@@ -1,4 +1,4 @@
-"""numpy <-> pyarrow without pandas, and Arrow's UTF-8 check.
+"""numpy / Python strings <-> pyarrow without pandas, and Arrow's UTF-8 check.
 
 pyarrow imports pandas (about a second) the first time ``pa.array`` or ``Array.to_numpy`` runs; the
 converter never needs pandas, so it moves numbers through the arrays' buffers instead.
@@ -34,6 +34,18 @@ def int64_array(values):
 
     values = np.ascontiguousarray(values, dtype=np.int64)
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def str_array(values):
+    """A pyarrow large_string array of Python str ``values`` (``pa.array`` would import pandas)."""
+    import pyarrow as pa
+
+    data = "".join(values).encode("utf-8")
+    lengths = np.fromiter((len(v.encode("utf-8")) for v in values), dtype=np.int64, count=len(values)) \
+        if not data.isascii() else np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def valid_utf8(data):

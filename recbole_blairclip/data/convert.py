@@ -11,12 +11,14 @@ Item rules: the ``.item`` file lists every item of the kept interactions (string
 meta item with ``include_meta_items=True``. Items without a meta record stay with empty text (counted
 as ``items_without_meta``) unless ``keep_items_without_meta=False``, which drops their interactions
 before the user filter. Meta records of items that never occur in the reviews are skipped (counted as
-``unknown_items``), as are those of reviewed items the filters dropped (``not_kept_items``). Meta is
-read after the split, for the kept items only.
+``unknown_items``), as are those of reviewed items the filters dropped (``not_kept_items``). The meta file
+is scanned in a worker thread while the review ids are encoded (Arrow, without the GIL); only the kept
+items' records are cleaned, after the split, while the interaction files are written.
 """
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -57,7 +59,8 @@ def _float_str(values):
 
 
 def _part_counts(res, mask, user_names, item_names):
-    users = np.count_nonzero(np.bincount(res.user[mask], minlength=len(user_names)))
+    user = res.user[mask]  # the rows are in user order: a user's rows are contiguous
+    users = len(user) and 1 + np.count_nonzero(user[1:] != user[:-1])
     items = np.count_nonzero(np.bincount(res.item[mask], minlength=len(item_names)))
     return {"interactions": int(mask.sum()), "users": int(users), "items": int(items)}
 
@@ -121,38 +124,66 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     if meta is not None and not os.path.isfile(meta):
         raise DatasetError(f"{meta}: meta file not found")
 
-    rv = review_file.read_reviews(reviews, progress=progress)
-    if len(rv.user) == 0:
-        raise DatasetError(f"{reviews}: no valid review line ({rv.lines} lines; bad lines: "
-                           f"{rv.issues.as_dict()}); nothing to convert")
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the meta file is read beside the reviews' last steps
+        scan = []
+        rv = review_file.read_reviews(reviews, progress=progress, after_pass=None if meta is None else (
+            lambda: scan.append(pool.submit(meta_file.scan_meta, meta, text_fields, progress, build=False,
+                                            keep_lines=True))))
+        if len(rv.user) == 0:
+            raise DatasetError(f"{reviews}: no valid review line ({rv.lines} lines; bad lines: "
+                               f"{rv.issues.as_dict()}); nothing to convert")
 
-    drop = None
-    if meta is not None and not keep_items_without_meta:  # a cheap first pass: which items have meta
-        present = meta_file.read_meta(meta, wanted=rv.item_index, progress=progress, build=False).items
-        drop = np.array([it not in present for it in rv.item_names], dtype=bool)
-    elif meta is None and not keep_items_without_meta:
-        raise DatasetError("keep_items_without_meta=False (--drop-items-without-meta) needs a meta file")
-    res = split_interactions(rv.user, rv.item, rv.rating, rv.timestamp, rv.user_names, rv.item_names,
-                             min_user_inter=min_user_inter, item_core=item_core, three_way=not two_way,
-                             drop_items=drop)
-    if len(res.user) == 0:
-        raise DatasetError(f"{reviews}: no user has {min_user_inter} or more distinct items after "
-                           "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
-    kept_codes = np.flatnonzero(np.bincount(res.item, minlength=len(rv.item_names)))
-    kept_set = {rv.item_names[i] for i in kept_codes.tolist()}
+        drop = None
+        if meta is not None and not keep_items_without_meta:  # which items have meta
+            present = meta_file.select_meta(scan[0].result(), wanted=rv.item_index).items
+            drop = np.array([it not in present for it in rv.item_names], dtype=bool)
+        elif meta is None and not keep_items_without_meta:
+            raise DatasetError("keep_items_without_meta=False (--drop-items-without-meta) needs a meta file")
+        res = split_interactions(rv.user, rv.item, rv.rating, rv.timestamp, rv.user_names, rv.item_names,
+                                 min_user_inter=min_user_inter, item_core=item_core, three_way=not two_way,
+                                 drop_items=drop)
+        if len(res.user) == 0:
+            raise DatasetError(f"{reviews}: no user has {min_user_inter} or more distinct items after "
+                               "dedupe and filtering; nothing to split (lower min_user_inter or item_core?)")
+        kept_codes = np.flatnonzero(np.bincount(res.item, minlength=len(rv.item_names)))
+        kept_set = {rv.item_names[i] for i in kept_codes.tolist()}
+        stats, inter_rows = _interaction_stats(res, rv, name, reviews, two_way, min_user_inter, item_core,
+                                               max_item_list_length, text_fields, keep_items_without_meta,
+                                               include_meta_items, max_text_chars)
+        # the meta of the kept items is cleaned (the slow part) in the thread while the interactions are written
+        items_job = pool.submit(_item_part, meta, scan[0] if scan else None, kept_set, rv.item_index,
+                                include_meta_items, text_fields, max_text_chars)
+        with staged_folder(out, name, force=force) as tmp:
+            write_interactions(tmp, name, res, rv.user_names, rv.item_vocab, max_item_list_length, *inter_rows)
+            meta_stats, kept_items, item_lines, item_counts = items_job.result()
+            stats["meta"] = meta_stats
+            stats["items"] = item_counts
+            atomic.write_atomic(atomic_path(tmp, name, "item"), PARTS["item"][1], item_lines)
+            if images_dir is not None:
+                stats["items"]["images_copied"] = _copy_images(images_dir, os.path.join(tmp, "images"), kept_items)
+            write_json(os.path.join(tmp, f"{name}.stats.json"), stats)
+    result = dict(stats)
+    result["path"] = dest
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
 
-    # meta is read after the split, for the kept items only (cleaning text is the slow part)
+
+def _item_part(meta, scan_job, kept_set, item_index, include_meta_items, text_fields, max_text_chars):
+    """The ``meta`` stats, the listed items and the lines of ``<name>.item`` (and their counts): the first
+    meta record of each listed item cleaned (the items of the kept interactions, plus every meta item
+    with ``include_meta_items``)."""
     metas = {}
     meta_stats = None
     if meta is not None:
-        m = meta_file.read_meta(meta, wanted=None if include_meta_items else kept_set, text_fields=text_fields,
-                                progress=progress, known=rv.item_index)
+        wanted = None if include_meta_items else kept_set
+        scan = meta_file.build_meta(scan_job.result(), wanted, text_fields)
+        m = meta_file.select_meta(scan, wanted, known=item_index)
         metas = m.items
         unknown = m.unknown_items
         if include_meta_items:  # "unknown" = meta items never reviewed; they are kept in .item
             unknown = LineIssues()
             for it in metas:
-                if it not in rv.item_index:
+                if it not in item_index:
                     unknown.counts["unknown_item"] = unknown.counts.get("unknown_item", 0) + 1
                 elif it not in kept_set:
                     unknown.counts["not_kept_item"] = unknown.counts.get("not_kept_item", 0) + 1
@@ -164,14 +195,6 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
                       "not_kept_items": unknown.counts.get("not_kept_item", 0),
                       "duplicate_items": m.duplicates.counts.get("duplicate_item", 0),
                       "duplicate_items_first_lines": m.duplicates.first.get("duplicate_item", [])}
-
-    un, inm = rv.user_names, rv.item_names
-    part = res.part
-
-    train_idx = np.flatnonzero(part == TRAIN)
-    train_seq_idx = train_idx[res.start[train_idx] < train_idx]
-    valid_idx = np.flatnonzero(part == VALID)
-    test_idx = np.flatnonzero(part == TEST)
 
     kept_items = sorted(kept_set)
     if include_meta_items:
@@ -193,7 +216,20 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         n_no_text += not text
         n_no_image += not url
         item_lines.append(f"{it}\t{text}\t{title}\t{categories}\t{store}\t{url}\n")
+    counts = {"rows": len(kept_items), "without_meta": n_no_meta, "without_text": n_no_text,
+              "without_image_url": n_no_image, "text_truncated": n_cut}
+    return meta_stats, kept_items, item_lines, counts
 
+
+def _interaction_stats(res, rv, name, reviews, two_way, min_user_inter, item_core, max_item_list_length,
+                       text_fields, keep_items_without_meta, include_meta_items, max_text_chars):
+    """The stats of the split (``meta`` and ``items`` left empty) and the rows of its four parts."""
+    un, inm = rv.user_names, rv.item_names
+    part = res.part
+    train_idx = np.flatnonzero(part == TRAIN)
+    train_seq_idx = train_idx[res.start[train_idx] < train_idx]
+    valid_idx = np.flatnonzero(part == VALID)
+    test_idx = np.flatnonzero(part == TEST)
     train_mask = part == TRAIN
     in_train = np.bincount(res.item[train_mask], minlength=len(inm)) > 0
     cold_test = int(np.count_nonzero(~in_train[res.item[test_idx]]))
@@ -211,7 +247,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
         "reviews": {"file": os.path.basename(os.fspath(reviews)), "schema": rv.schema, "lines": rv.lines,
                     "blank_lines": rv.blank_lines, "read": int(len(rv.user)),
                     "bad_lines": rv.issues.as_dict(), "bad_lines_total": rv.issues.total()},
-        "meta": meta_stats,
+        "meta": None,
         "dropped": {k: res.stats[k] for k in ("duplicate_pairs", "items_without_meta",
                                               "user_below_min_inter", "item_below_core")},
         "kept": _part_counts(res, all_mask, un, inm),
@@ -222,19 +258,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
             "test": _part_counts(res, part == TEST, un, inm),
         },
         "cold_start": {"test_targets": cold_test, "valid_targets": cold_valid},
-        "items": {"rows": len(kept_items), "without_meta": n_no_meta, "without_text": n_no_text,
-                  "without_image_url": n_no_image, "text_truncated": n_cut},
+        "items": None,
         "timestamp_ties": res.stats["timestamp_ties"],
     }
-
-    with staged_folder(out, name, force=force) as tmp:
-        write_interactions(tmp, name, res, un, rv.item_vocab, max_item_list_length, train_idx, train_seq_idx,
-                           valid_idx, test_idx)
-        atomic.write_atomic(atomic_path(tmp, name, "item"), PARTS["item"][1], item_lines)
-        if images_dir is not None:
-            stats["items"]["images_copied"] = _copy_images(images_dir, os.path.join(tmp, "images"), kept_items)
-        write_json(os.path.join(tmp, f"{name}.stats.json"), stats)
-    result = dict(stats)
-    result["path"] = dest
-    result["seconds"] = round(time.perf_counter() - t0, 3)
-    return result
+    return stats, (train_idx, train_seq_idx, valid_idx, test_idx)

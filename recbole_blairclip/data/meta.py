@@ -52,6 +52,10 @@ def image_url_2023(images):
         images = rows
     if not isinstance(images, list):
         return ""
+    if images and type(images[0]) is dict and images[0].get("variant") == "MAIN":  # the usual case
+        url = _first_url(images[0].get("large"))
+        if url:
+            return url
     records = [im for im in images if isinstance(im, dict)]
     records.sort(key=lambda im: im.get("variant") != "MAIN")  # stable: MAIN first, else file order
     for im in records:
@@ -79,11 +83,11 @@ def image_url_2018(meta):
 def item_meta(obj, schema, text_fields):
     """Build the :class:`ItemMeta` of one meta record."""
     alias = META_SCHEMAS[schema]["alias"]
-    fields = [alias.get(f, f) for f in text_fields]
     url = image_url_2023(obj.get("images")) if schema == "amazon2023" else image_url_2018(obj)
-    url = clean_text(url).replace(" ", "%20")
+    if url:
+        url = clean_text(url).replace(" ", "%20")
     title = clean_text(flatten_text(obj.get("title")))
-    return ItemMeta(item_text=build_item_text(obj, fields, {"title": title}),
+    return ItemMeta(item_text=build_item_text(obj, [alias.get(f, f) for f in text_fields], {"title": title}),
                     title=title,
                     categories=to_category_tokens(obj.get(alias.get("categories", "categories"))),
                     store=to_token(obj.get(alias.get("store", "store"))),
@@ -101,13 +105,15 @@ class MetaScan:
     blank_lines: int = 0
     issues: LineIssues = field(default_factory=LineIssues)
     records: list = field(default_factory=list)  # (item, line number) of every valid record
-    first: dict = field(default_factory=dict)  # item -> ItemMeta (or None) of its first record
+    first: dict = field(default_factory=dict)  # item -> ItemMeta, None or raw line of its first record
 
 
-def scan_meta(path, text_fields=("title", "description", "features"), progress=False, build=True, clean=None):
+def scan_meta(path, text_fields=("title", "description", "features"), progress=False, build=True, clean=None,
+              keep_lines=False):
     """Read a meta file once (see :func:`read_meta` for the line rules); the result pickles, so another
     process can scan while this one reads the reviews. ``build``: clean the first record of each item
-    (of the items in ``clean`` only, when given) into an :class:`ItemMeta`."""
+    (of the items in ``clean`` only, when given) into an :class:`ItemMeta`; else, with ``keep_lines``,
+    keep its raw line (for :func:`build_meta` once the wanted items are known)."""
     path = os.fspath(path)
     schema = detect_schema(path, "meta")
     scan = MetaScan(schema=schema)
@@ -146,12 +152,24 @@ def scan_meta(path, text_fields=("title", "description", "features"), progress=F
                 continue
             records.append((it, lineno))
             if it not in first:
-                first[it] = item_meta(obj, schema, text_fields) if build and (clean is None or it in clean) \
-                    else None
+                if build:
+                    first[it] = item_meta(obj, schema, text_fields) if clean is None or it in clean else None
+                else:
+                    first[it] = line if keep_lines else None
     if bar is not None:
         bar.close()
     scan.lines = lineno
     return scan
+
+
+def build_meta(scan, wanted=None, text_fields=("title", "description", "features")):
+    """The scan of :func:`scan_meta` (``build=False, keep_lines=True``) with the first records of the
+    ``wanted`` items (``None``: all) cleaned into :class:`ItemMeta` (the raw lines are dropped)."""
+    first = {}
+    for it, line in scan.first.items():
+        first[it] = item_meta(_loads(line), scan.schema, text_fields) if wanted is None or it in wanted else None
+    return MetaScan(schema=scan.schema, lines=scan.lines, blank_lines=scan.blank_lines, issues=scan.issues,
+                    records=scan.records, first=first)
 
 
 def select_meta(scan, wanted=None, known=None):

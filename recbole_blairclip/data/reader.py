@@ -15,44 +15,64 @@ from recbole_blairclip.errors import DatasetError
 _BLOCK = 1 << 20  # compressed (or plain) bytes read per block by the reader thread
 
 
-def _read_blocks(path, out_queue, stop):
-    """Reader thread: put decompressed byte blocks (or an exception, then None) on ``out_queue``.
-    zlib and file reads release the GIL, so decompression overlaps JSON parsing on another core."""
+def _decompressed(path, stop):
+    """Decompressed (or plain) byte chunks of a file, as they come; multi-member gzip read to its end."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        d = zlib.decompressobj(31) if gz else None
+        started = False  # the current gzip member has received input
+        while not stop.is_set():
+            chunk = raw.read(_BLOCK)
+            if not chunk:
+                break
+            if d is None:
+                yield chunk
+                continue
+            while chunk:
+                started = True
+                data = d.decompress(chunk)
+                if data:
+                    yield data
+                chunk = b""
+                if d.eof:  # a multi-member gzip: the next member starts in unused_data
+                    chunk = d.unused_data
+                    d = zlib.decompressobj(31)
+                    started = False
+        if d is not None and started and not stop.is_set():
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+def _read_blocks(path, out_queue, stop, max_line):
+    """Reader thread: put ``(block, lines)`` pairs (blocks of complete lines, see :func:`iter_byte_blocks`,
+    and their line counts), or an exception, then None, on ``out_queue``. zlib and file reads release the
+    GIL and the parsers of the blocks mostly do too, so reading overlaps parsing on another core."""
     try:
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            d = zlib.decompressobj(31) if gz else None
-            started = False  # the current gzip member has received input
-            while not stop.is_set():
-                chunk = raw.read(_BLOCK)
-                if not chunk:
-                    break
-                if d is None:
-                    out_queue.put(chunk)
-                    continue
-                while chunk:
-                    started = True
-                    data = d.decompress(chunk)
-                    if data:
-                        out_queue.put(data)
-                    chunk = b""
-                    if d.eof:  # a multi-member gzip: the next member starts in unused_data
-                        chunk = d.unused_data
-                        d = zlib.decompressobj(31)
-                        started = False
-            if d is not None and started and not stop.is_set():
-                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        rest = b""
+        for data in _decompressed(path, stop):
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest += data
+                if max_line is not None and len(rest) > max_line:
+                    out_queue.put((rest, 1))
+                    rest = b""
+                continue
+            block = rest + data[:cut + 1] if rest else data[:cut + 1]
+            rest = data[cut + 1:]
+            out_queue.put((block, block.count(b"\n")))
+        if rest and not stop.is_set():
+            out_queue.put((rest, 1))
     except BaseException as exc:  # handed to the consumer
         out_queue.put(exc)
     out_queue.put(None)
 
 
-def iter_byte_blocks(path, max_line=None):
-    """Yield byte blocks of complete lines (each ends with ``\\n`` except possibly the file's last) of
-    a .jsonl or .jsonl.gz file, decompressing in a background thread. Corrupt or truncated gzip raises
+def iter_counted_blocks(path, max_line=None):
+    """Yield ``(block, lines)``: byte blocks of complete lines (each ends with ``\\n`` except possibly the
+    file's last) of a .jsonl or .jsonl.gz file and how many lines each holds (a last line without
+    ``\\n`` counts), read, decompressed and cut in a background thread. Corrupt or truncated gzip raises
     DatasetError. With ``max_line``, an unfinished line longer than that is yielded as it is (a block
-    without ``\\n``) instead of growing without bound. The one reader of every input file."""
+    without ``\\n``, one line) instead of growing without bound. The one reader of every input file."""
     import queue
     import threading
 
@@ -61,9 +81,8 @@ def iter_byte_blocks(path, max_line=None):
         raise DatasetError(f"{path}: file not found")
     q = queue.Queue(maxsize=4)
     stop = threading.Event()
-    thread = threading.Thread(target=_read_blocks, args=(path, q, stop), daemon=True)
+    thread = threading.Thread(target=_read_blocks, args=(path, q, stop, max_line), daemon=True)
     thread.start()
-    rest = b""
     try:
         while True:
             data = q.get()
@@ -74,18 +93,7 @@ def iter_byte_blocks(path, max_line=None):
                     raise DatasetError(f"{path}: corrupt or truncated gzip file ({data}); "
                                        "re-download it or pass the uncompressed .jsonl") from data
                 raise data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest += data
-                if max_line is not None and len(rest) > max_line:
-                    yield rest
-                    rest = b""
-                continue
-            block = rest + data[:cut + 1] if rest else data[:cut + 1]
-            rest = data[cut + 1:]
-            yield block
-        if rest:
-            yield rest
+            yield data
     finally:
         stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue
@@ -93,6 +101,12 @@ def iter_byte_blocks(path, max_line=None):
                 q.get_nowait()
             except queue.Empty:
                 thread.join(0.01)
+
+
+def iter_byte_blocks(path, max_line=None):
+    """The blocks of :func:`iter_counted_blocks`, without their line counts."""
+    for block, _ in iter_counted_blocks(path, max_line):
+        yield block
 
 
 def split_lines(block):
@@ -123,7 +137,7 @@ def iter_lines(path, cap=None):
 
 def count_lines(path):
     """Number of lines of a file (a last line without ``\\n`` counts)."""
-    return sum(block.count(b"\n") + (not block.endswith(b"\n")) for block in iter_byte_blocks(path))
+    return sum(n for _, n in iter_counted_blocks(path))
 
 
 def progress_bar(path, desc, enabled):

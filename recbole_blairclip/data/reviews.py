@@ -13,7 +13,7 @@ import numpy as np
 from recbole_blairclip.data.arrays import int64_array, to_numpy, valid_utf8
 from recbole_blairclip.data.line_rules import MAX_ID_CHARS, MAX_TIME, PAD_TOKEN, LineIssues, bad_reason, loads, \
     valid_id
-from recbole_blairclip.data.reader import iter_byte_blocks, progress_bar, split_lines
+from recbole_blairclip.data.reader import iter_counted_blocks, progress_bar, split_lines
 from recbole_blairclip.data.schema import REVIEW_SCHEMAS, detect_schema
 
 
@@ -126,6 +126,9 @@ def _printable_ascii(names):
     if len(nonempty) == 0:
         return out
     data = np.frombuffer(names.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]):]
+    if data.min() >= 0x21 and data.max() <= 0x7E and not (data == 0x22).any():  # the usual case: no odd byte
+        out[nonempty] = True
+        return out
     odd = (data < 0x21) | (data > 0x7E) | (data == 0x22)
     out[nonempty] = ~np.logical_or.reduceat(odd, offsets[:-1][nonempty] - offsets[0])
     return out
@@ -144,12 +147,14 @@ def _bad_codes(names):
     return bad
 
 
-def read_reviews(path, progress=False, fast=True):
+def read_reviews(path, progress=False, fast=True, after_pass=None):
     """Stream one reviews file into :class:`Reviews` (line rules: :mod:`~recbole_blairclip.data.line_rules`).
 
     Blocks of clean lines are parsed by pyarrow's C++ JSON reader (``fast``); any block where that could
     differ from the line rules (a bad line, a blank line, a null, a wrong type) is parsed line by line
-    with orjson, so both give the same result."""
+    with orjson, so both give the same result. ``after_pass`` (no arguments) is called once the whole
+    file is read, before the id vocabularies are built (which runs without the GIL: convert starts its
+    meta scan there, in a thread)."""
     import pyarrow as pa
     import pyarrow.json as pj
 
@@ -159,15 +164,16 @@ def read_reviews(path, progress=False, fast=True):
     keys = (spec["user"], spec["item"], spec["rating"], spec["time"])
     arrow_schema = pa.schema([(keys[0], pa.string()), (keys[1], pa.string()), (keys[2], pa.float64()),
                               (keys[3], pa.int64())])
-    options = (pj.ReadOptions(use_threads=True, block_size=1 << 22),
+    # one parse chunk per block (blocks are a few MiB); Arrow's threads only when its pool has more than one
+    # (OMP_NUM_THREADS=1 sets it to one: then threads only add overhead)
+    options = (pj.ReadOptions(use_threads=pa.cpu_count() > 1, block_size=1 << 24),
                pj.ParseOptions(explicit_schema=arrow_schema, unexpected_field_behavior="ignore"))
     issues = LineIssues()
     stats = {"blank": 0}
     users, items, ratings, times, line_nos = [], [], [], [], []
     lineno = 0
     bar = progress_bar(path, "reading reviews", progress)
-    for block in iter_byte_blocks(path):
-        n = block.count(b"\n") + (not block.endswith(b"\n"))
+    for block, n in iter_counted_blocks(path):
         cols = _fast_block(block, n, options, keys) if fast else None
         if cols is not None:
             users.append(cols[0])
@@ -187,6 +193,8 @@ def read_reviews(path, progress=False, fast=True):
             bar.update(n)
     if bar is not None:
         bar.close()
+    if after_pass is not None:
+        after_pass()
     user_enc = pa.concat_arrays(users).dictionary_encode() if users else pa.array([], pa.string()).dictionary_encode()
     item_enc = pa.concat_arrays(items).dictionary_encode() if items else pa.array([], pa.string()).dictionary_encode()
     del users, items

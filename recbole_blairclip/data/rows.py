@@ -7,22 +7,10 @@ the sequential parts), byte for byte; Arrow's string kernels join them a chunk o
 import numpy as np
 
 from recbole_blairclip.data import atomic
-from recbole_blairclip.data.arrays import int64_array
+from recbole_blairclip.data.arrays import int64_array, str_array as _strings
 from recbole_blairclip.data.atomic import PARTS, atomic_path
 
 _CHUNK = 1 << 20  # rows joined and written at a time (bounds the memory of one file's lines)
-
-
-def _strings(values):
-    """A pyarrow large_string array of Python str ``values``."""
-    import pyarrow as pa
-
-    data = "".join(values).encode("utf-8")
-    lengths = np.fromiter((len(v.encode("utf-8")) for v in values), dtype=np.int64, count=len(values)) \
-        if not data.isascii() else np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _scalar(text):
@@ -30,30 +18,20 @@ def _scalar(text):
     return _strings([text])[0]
 
 
+_FRACTIONS = [".0"] + ["." + f"{r:03d}".rstrip("0") for r in range(1, 1000)]  # of r thousandths
+
+
 def _millis_strings(values):
-    """``repr`` of floats that are a whole number of thousandths in (0, 1e11), from their digits: such a
-    float is the double nearest to ``m / 1000``, so that decimal (trailing zeros dropped, at least one
-    fraction digit) is the shortest string that reads back as it, which is what ``repr`` writes."""
+    """``repr`` of floats that are a whole number of thousandths in (0, 1e11): such a float is the double
+    nearest to ``m / 1000``, so that decimal (trailing zeros dropped, at least one fraction digit) is the
+    shortest string that reads back as it, which is what ``repr`` writes. Arrow writes the integer part."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     q, r = np.divmod(np.rint(values * 1000).astype(np.int64), 1000)
-    digits = np.empty((len(values), 15), dtype=np.uint8)  # 11 integer digits, ".", 3 fraction digits
-    rest = q.copy()
-    for col in range(10, -1, -1):
-        rest, digits[:, col] = np.divmod(rest, 10)
-    digits[:, :11] += ord("0")
-    digits[:, 11] = ord(".")
-    digits[:, 12], digits[:, 13], digits[:, 14] = r // 100 + 48, r // 10 % 10 + 48, r % 10 + 48
-    width = np.ones(len(q), dtype=np.int64)
-    for power in range(1, 11):
-        width += q >= 10 ** power
-    end = np.where(r % 100 == 0, 13, np.where(r % 10 == 0, 14, 15))
-    cols = np.arange(15)
-    keep = (cols >= 11 - width[:, None]) & (cols < end[:, None])
-    offsets = np.zeros(len(q) + 1, dtype=np.int64)
-    np.cumsum(end - (11 - width), out=offsets[1:])
-    data = np.ascontiguousarray(digits[keep])
-    return pa.Array.from_buffers(pa.large_string(), len(q), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    whole = int64_array(q).cast(pa.large_string())
+    fraction = _strings(_FRACTIONS).take(int64_array(r))
+    return pc.binary_join_element_wise(whole, fraction, _scalar(""))
 
 
 def float_strings(values):

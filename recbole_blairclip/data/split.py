@@ -82,7 +82,10 @@ def split_interactions(user, item, rating, timestamp, user_names, item_names, *,
 
     # dedupe: earliest per (user, item), ties by line order
     if len(row):
-        order = np.lexsort((row, ts, item, user))
+        if len(user_names) * max(len(item_names), 1) < 2 ** 62:  # (user, item) as one key: one sort pass less
+            order = np.lexsort((row, ts, user * len(item_names) + item))
+        else:
+            order = np.lexsort((row, ts, item, user))
         u_s, i_s = user[order], item[order]
         first = np.ones(len(order), dtype=bool)
         first[1:] = (u_s[1:] != u_s[:-1]) | (i_s[1:] != i_s[:-1])
@@ -112,8 +115,8 @@ def split_interactions(user, item, rating, timestamp, user_names, item_names, *,
     stats["user_below_min_inter"] = dropped_users
 
     # final order: user (string), time, item (string), line
-    user_rank = _rank(user_names, np.unique(user))
-    item_rank = _rank(item_names, np.unique(item))
+    user_rank = _rank(user_names, np.flatnonzero(np.bincount(user, minlength=len(user_names))))  # codes in use
+    item_rank = _rank(item_names, np.flatnonzero(np.bincount(item, minlength=len(item_names))))
     order = np.lexsort((row, item_rank[item], ts, user_rank[user]))
     row, user, item, ts = row[order], user[order], item[order], ts[order]
 

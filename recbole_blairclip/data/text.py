@@ -36,7 +36,10 @@ def clean_text(value):
             value = html.unescape(value)
         if "<" in value:  # entities that spelled a tag (``&lt;br&gt;``)
             value = _TAG_RE.sub(" ", value)
-    if _ODD_RE.search(value) is not None:
+    if value.isascii() and value.isprintable():  # the usual case: of the odd characters only '"' is printable
+        if '"' in value:
+            value = value.replace('"', "''")
+    elif _ODD_RE.search(value) is not None:
         value = _ODD_RE.sub(_odd, value)
     return " ".join(value.split())
 
