@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/gpu_blairclip.sh [OUT_DIR]        # default OUT_DIR: ${OUT:-benchmarks/out}
 #
-# Needs python3 with torch (CUDA), recbole 1.2.1, numpy<2, pandas<3, setuptools<81 (the project's pins).
+# Needs python3 with torch (CUDA) and this project installed (the README's GPU install: RecBole 1.2.1, pandas<3).
 # Extra arguments after OUT_DIR go to benchmarks/gpu_blairclip.py (e.g. --users 50000 --no-sasrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
