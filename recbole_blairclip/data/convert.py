@@ -127,8 +127,7 @@ def convert(reviews, meta=None, name="Appliances", out="dataset_atomic", *, min_
     with ThreadPoolExecutor(max_workers=1) as pool:  # the meta file is read beside the reviews' last steps
         scan = []
         rv = review_file.read_reviews(reviews, progress=progress, after_pass=None if meta is None else (
-            lambda: scan.append(pool.submit(meta_file.scan_meta, meta, text_fields, progress, build=False,
-                                            keep_lines=True))))
+            lambda: scan.append(pool.submit(meta_file.scan_meta, meta, progress))))
         if len(rv.user) == 0:
             raise DatasetError(f"{reviews}: no valid review line ({rv.lines} lines; bad lines: "
                                f"{rv.issues.as_dict()}); nothing to convert")

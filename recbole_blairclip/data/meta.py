@@ -1,7 +1,8 @@
 """Meta files (Amazon 2023 / 2018) -> the cleaned title, text, categories, store and image URL of items.
 
-:func:`scan_meta` reads a file once; :func:`select_meta` keeps the wanted items from a scan;
-:func:`read_meta` does both. The schema is detected by :mod:`recbole_blairclip.data.schema`; lines
+:func:`scan_meta` reads a file once (the line accounting and each item's first raw line);
+:func:`build_meta` cleans the first records of the wanted items; :func:`select_meta` keeps the wanted items
+from a scan, with the accounting of unknown and repeated records. The schema is detected by :mod:`recbole_blairclip.data.schema`; lines
 follow the rules of :mod:`recbole_blairclip.data.line_rules`.
 """
 import os
@@ -96,24 +97,23 @@ def item_meta(obj, schema, text_fields):
 
 @dataclass
 class MetaScan:
-    """Everything :func:`read_meta` needs from a meta file, independent of which items are wanted:
+    """Everything :func:`select_meta` needs from a meta file, independent of which items are wanted:
     the line accounting, the bad lines, every valid record's (item, line number) in file order and
-    the first record of each item (cleaned with ``build``, else ``None``)."""
+    the first record of each item (its raw line from :func:`scan_meta`; after :func:`build_meta`, an
+    :class:`ItemMeta` for a wanted item, else ``None``)."""
 
     schema: object
     lines: int = 0
     blank_lines: int = 0
     issues: LineIssues = field(default_factory=LineIssues)
     records: list = field(default_factory=list)  # (item, line number) of every valid record
-    first: dict = field(default_factory=dict)  # item -> ItemMeta, None or raw line of its first record
+    first: dict = field(default_factory=dict)  # item -> raw line of its first record (ItemMeta or None once built)
 
 
-def scan_meta(path, text_fields=("title", "description", "features"), progress=False, build=True, clean=None,
-              keep_lines=False):
-    """Read a meta file once (see :func:`read_meta` for the line rules); the result pickles, so another
-    process can scan while this one reads the reviews. ``build``: clean the first record of each item
-    (of the items in ``clean`` only, when given) into an :class:`ItemMeta`; else, with ``keep_lines``,
-    keep its raw line (for :func:`build_meta` once the wanted items are known)."""
+def scan_meta(path, progress=False):
+    """Read a meta file once, keeping each item's first raw line (cleaned later by :func:`build_meta`,
+    once the wanted items are known). Line rules: :mod:`~recbole_blairclip.data.line_rules`; a line that
+    is not a JSON object, lacks the item key or has a bad id is counted and skipped."""
     path = os.fspath(path)
     schema = detect_schema(path, "meta")
     scan = MetaScan(schema=schema)
@@ -152,10 +152,7 @@ def scan_meta(path, text_fields=("title", "description", "features"), progress=F
                 continue
             records.append((it, lineno))
             if it not in first:
-                if build:
-                    first[it] = item_meta(obj, schema, text_fields) if clean is None or it in clean else None
-                else:
-                    first[it] = line if keep_lines else None
+                first[it] = line
     if bar is not None:
         bar.close()
     scan.lines = lineno
@@ -163,8 +160,7 @@ def scan_meta(path, text_fields=("title", "description", "features"), progress=F
 
 
 def build_meta(scan, wanted=None, text_fields=("title", "description", "features")):
-    """The scan of :func:`scan_meta` (``build=False, keep_lines=True``) with the first records of the
-    ``wanted`` items (``None``: all) cleaned into :class:`ItemMeta` (the raw lines are dropped)."""
+    """The scan of :func:`scan_meta` with the first records of the ``wanted`` items (``None``: all) cleaned into :class:`ItemMeta` (the raw lines are dropped)."""
     first = {}
     for it, line in scan.first.items():
         first[it] = item_meta(_loads(line), scan.schema, text_fields) if wanted is None or it in wanted else None
@@ -191,14 +187,3 @@ def select_meta(scan, wanted=None, known=None):
             continue
         items[it] = first[it]
     return result
-
-
-def read_meta(path, wanted=None, text_fields=("title", "description", "features"), progress=False,
-              known=None, build=True):
-    """Stream a meta file, keeping the first record of every item in ``wanted`` (a container of item
-    names; ``None`` keeps every item). Records of other items count as ``unknown_item``, or as
-    ``not_kept_item`` when they are in ``known`` (reviewed items the split dropped); repeated records of
-    one item as ``duplicate_item`` (the first wins). ``build=False`` only records which items have a
-    record (``items`` maps them to ``None``), skipping the text cleaning."""
-    return select_meta(scan_meta(path, text_fields, progress, build, clean=wanted), wanted, known)
-

@@ -81,7 +81,6 @@ class TiledScorer:
         self.n_rare = n_terms - self.n_head - self.n_mid
         rank = np.empty(n_terms, dtype=np.int64)
         rank[ordered] = np.arange(n_terms)
-        self.kind = kind  # 0 head, 1 mid, 2 rare, per term
         self.rank = rank  # term -> position: [0, n_head) head, then mid, then rare
         Xr = X.copy()
         Xr.indices = rank[X.indices].astype(X.indices.dtype)  # columns renumbered: head, mid, rare
